@@ -1,0 +1,34 @@
+# mvig2_mm: one-command set-up, tests and demo.
+#   make test   set up the environment (idempotent) and run the test suite
+#   make demo   set up and run the end-to-end demo
+# Variables: VENV (default .venv), PYTHON (default python3),
+#            MVIG2_MM_CACHE (mmcv wheel cache, default ~/.cache/mvig2_mm),
+#            PYTEST_ARGS (extra pytest arguments, e.g. -m "not slow").
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+export VENV PYTHON
+
+.PHONY: setup test test-fast demo env clean
+
+setup:
+	@echo "==> make setup: environment in $(VENV)"
+	@bash tools/setup_env.sh
+
+test: setup
+	@echo "==> make test: running the test suite"
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	@echo "==> make demo: end-to-end demo"
+	$(PY) tools/demo.py
+
+env: setup
+	$(PY) -m mvig2_mm.utils.collect_env
+
+clean:
+	rm -rf $(VENV) work_dirs .pytest_cache

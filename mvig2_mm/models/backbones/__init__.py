@@ -1,0 +1,3 @@
+from .mobilevigv2 import MobileViGv2
+
+__all__ = ['MobileViGv2']

@@ -1,0 +1,9 @@
+from .checkpoint_converter import convert_reference_state_dict, is_reference_layout
+from .checkpoint_loading import CheckpointMismatchError, load_pretrained
+from .fusion import fuse_conv_bn_weights, fuse_conv_module
+
+__all__ = [
+    'convert_reference_state_dict', 'is_reference_layout',
+    'CheckpointMismatchError', 'load_pretrained', 'fuse_conv_bn_weights',
+    'fuse_conv_module'
+]

@@ -1,0 +1,53 @@
+"""Packaging for mvig2_mm: MobileViGv2 for the OpenMMLab 2.0 stack."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def get_version() -> str:
+    scope: dict = {}
+    with open(osp.join(osp.dirname(__file__), 'mvig2_mm', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+# Versions we test with. torch/torchvision are deliberately not listed: a
+# user's working torch must never be replaced by a dependency resolution.
+INSTALL_REQUIRES = [
+    'mmengine==0.10.7',
+    'mmcv==2.1.0',  # compiled with ops, see Makefile / tools/setup_env.sh
+    'mmdet==3.3.0',
+    'mmsegmentation==1.2.2',
+    'mmpretrain==1.2.0',
+    'numpy>=1.23',
+    'opencv-python>=4.10',  # first release built against numpy 2
+    'setuptools<82',  # mmengine 0.10.7 needs pkg_resources for mmdet:: bases
+    # needed at import/eval time by mmdet / mmseg
+    'pycocotools>=2.0.8',
+    'shapely',
+    'terminaltables',
+    'scipy',
+    'ftfy',
+    'regex',
+]
+
+EXTRAS_REQUIRE = {
+    'tests': ['pytest>=7', 'pytest-timeout'],
+    'deploy': ['onnx', 'onnxruntime'],
+}
+
+setup(
+    name='mvig2_mm',
+    version=get_version(),
+    description='MobileViGv2 (CVPRW 2024) backbone for mmdet, mmseg and '
+    'mmpretrain (OpenMMLab 2.0)',
+    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    include_package_data=True,
+    python_requires='>=3.9',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    zip_safe=False,
+)

@@ -1,0 +1,281 @@
+import copy
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models.backbones.mobilevigv2 import (MGCBlock, InvertedResidual,
+                                                   max_relative_features)
+from mvig2_mm.models.utils import (CheckpointMismatchError,
+                                   convert_reference_state_dict)
+
+
+def backbone_state_dict(reference, variant):
+    converted = convert_reference_state_dict(reference.state_dict(variant))
+    return {k[len('backbone.'):]: v for k, v in converted.items()
+            if k.startswith('backbone.')}
+
+
+def reference_graph_features(x, K):
+    """The reference's x_j (MRConv4d), written with its slicing."""
+    x_j = x - x
+    x_j = torch.max(x_j, torch.cat([x[:, :, -K:], x[:, :, :-K]], 2) - x)
+    x_j = torch.max(x_j, torch.cat([x[:, :, K:], x[:, :, :K]], 2) - x)
+    x_j = torch.max(x_j, torch.cat([x[..., -K:], x[..., :-K]], 3) - x)
+    x_j = torch.max(x_j, torch.cat([x[..., K:], x[..., :K]], 3) - x)
+    return x_j
+
+
+# ---------------------------------------------------------------- parity
+@pytest.mark.parametrize('variant', ['ti', 's', 'm'])
+def test_parity_with_reference_features(reference, variant):
+    model = MobileViGv2(variant).eval()
+    model.load_state_dict(backbone_state_dict(reference, variant), strict=True)
+    expected = reference.expected(variant)['features']
+    _, x = reference.inputs()
+    with torch.no_grad():
+        outs = model(x)
+    assert len(outs) == 4
+    for out, exp in zip(outs, expected):
+        torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+
+    model.switch_to_deploy()
+    assert model.deploy
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    assert not any('layer_scale' in n for n, _ in model.named_parameters())
+    assert not any(n.endswith('cpe.pe.weight') for n in model.state_dict())
+    with torch.no_grad():
+        deployed = model(x)
+    for out, exp in zip(deployed, expected):
+        torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('hw,hop', [((5, 9), 8), ((8, 8), 8), ((9, 3), 2),
+                                    ((16, 24), 8), ((4, 6), 2), ((1, 7), 2),
+                                    ((10, 10), 0)])
+def test_graph_shift_matches_reference_slicing(hw, hop):
+    x = torch.randn(2, 3, *hw)
+    expected = reference_graph_features(x, hop)
+    assert torch.equal(max_relative_features(x, hop), expected)
+
+
+def test_graph_shift_does_not_wrap_when_hop_exceeds_size():
+    # 5 rows with hop 8: torch.roll would shift by 3; the reference does not
+    # shift at all, so only the width neighbours (hop 8 < 9) contribute.
+    x = torch.randn(1, 1, 5, 9)
+    only_width = torch.relu(torch.maximum(torch.roll(x, 8, 3),
+                                          torch.roll(x, -8, 3)) - x)
+    assert torch.equal(max_relative_features(x, 8), only_width)
+    assert torch.count_nonzero(max_relative_features(torch.randn(1, 1, 4, 4),
+                                                     8)) == 0
+
+
+def test_deploy_state_dict_round_trip(reference, tmp_path):
+    model = MobileViGv2('ti').eval()
+    model.load_state_dict(backbone_state_dict(reference, 'ti'))
+    model.switch_to_deploy()
+    path = tmp_path / 'deploy.pth'
+    torch.save(model.state_dict(), path)
+
+    fresh = MobileViGv2('ti', deploy=True).eval()
+    fresh.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), fresh(x)):
+            assert torch.equal(a, b)
+
+
+def test_deploy_equals_training_form_relative_1e5():
+    model = MobileViGv2('ti', layer_scale_init_value=0.5)
+    model.init_weights()
+    model.train()
+    model(torch.randn(4, 3, 64, 64))  # give BN non-trivial statistics
+    model.eval()
+    x = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        before = model(x)
+        model.switch_to_deploy()
+        after = model(x)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max())
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('hw', [(224, 224), (224, 320), (97, 131), (40, 72),
+                                (32, 32)])
+def test_output_shapes(hw, batch):
+    model = MobileViGv2('ti').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(batch, 3, *hw))
+    h, w = hw
+    for out, channels, stride in zip(outs, [32, 64, 128, 256], [4, 8, 16, 32]):
+        assert out.shape[:2] == (batch, channels)
+        exp_h, exp_w = h, w
+        for _ in range({4: 2, 8: 3, 16: 4, 32: 5}[stride]):
+            exp_h, exp_w = (exp_h + 1) // 2, (exp_w + 1) // 2
+        assert out.shape[2:] == (exp_h, exp_w)
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('arch,channels', [('s', [32, 64, 128, 256]),
+                                           ('m', [32, 64, 192, 384]),
+                                           ('b', [64, 128, 256, 512])])
+def test_variant_channels(arch, channels):
+    model = MobileViGv2(arch).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == channels
+
+
+def test_out_indices_with_negatives():
+    model = MobileViGv2('ti', out_indices=(-1, 1)).eval()
+    assert model.out_indices == (3, 1)
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [64, 256]  # in stage order
+    outs = MobileViGv2('ti', out_indices=2).eval()(torch.randn(1, 3, 64, 64))
+    assert len(outs) == 1 and outs[0].shape[1] == 128
+
+
+def test_custom_arch_dict():
+    arch = dict(channels=[16, 32, 48], ir_blocks=[1, 1, 1],
+                mgc_blocks=[0, 1, 1], hops=[0, 4, 2])
+    model = MobileViGv2(arch, out_indices=(0, 1, 2)).eval()
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape[1:]) for o in outs] == [(16, 16, 16), (32, 8, 8),
+                                                  (48, 4, 4)]
+
+
+# ------------------------------------------------------------ training API
+def test_frozen_stages():
+    model = MobileViGv2('ti', frozen_stages=2)
+    model.train()
+    frozen = [model.stem, model.stages[0], model.stages[1]]
+    for module in frozen:
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules()
+                   if isinstance(m, _BatchNorm))
+    for module in model.stages[2:]:
+        assert module.training
+        assert all(p.requires_grad for p in module.parameters())
+
+    stem_only = MobileViGv2('ti', frozen_stages=0).train()
+    assert not any(p.requires_grad for p in stem_only.stem.parameters())
+    assert all(p.requires_grad for p in stem_only.stages.parameters())
+
+
+def test_norm_eval():
+    model = MobileViGv2('ti', norm_eval=True)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and all(not m.training for m in bns)
+    assert model.stages[3][-1].ffn.training
+    stats = bns[-1].running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(bns[-1].running_mean, stats)
+
+    model = MobileViGv2('ti', norm_eval=False).train()
+    assert all(m.training for m in model.modules() if isinstance(m, _BatchNorm))
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(1)
+    plain = MobileViGv2('ti', layer_scale_init_value=0.3)
+    plain.init_weights()
+    ckpt = MobileViGv2('ti', layer_scale_init_value=0.3, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    plain.train(), ckpt.train()
+    x = torch.randn(2, 3, 64, 64)
+    out_plain = plain(x)
+    out_ckpt = ckpt(x)
+    for a, b in zip(out_plain, out_ckpt):
+        torch.testing.assert_close(a, b)
+    sum(o.sum() for o in out_plain).backward()
+    sum(o.sum() for o in out_ckpt).backward()
+    grads = dict(ckpt.named_parameters())
+    for name, param in plain.named_parameters():
+        torch.testing.assert_close(param.grad, grads[name].grad,
+                                   msg=f'gradient of {name} differs')
+
+
+def test_drop_path_rates_linear_over_all_blocks():
+    model = MobileViGv2('ti', drop_path_rate=0.2)
+    blocks = [m for m in model.modules()
+              if isinstance(m, (InvertedResidual, MGCBlock))]
+    assert len(blocks) == 18  # 12 inverted residuals + 6 MGC
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in blocks]
+    expected = torch.linspace(0, 0.2, 18).tolist()
+    assert rates == pytest.approx(expected)
+    assert rates[-1] == pytest.approx(0.2)
+
+    # drop path is active in training (different outputs run to run) only
+    model.init_weights()
+    model.train()
+    x = torch.randn(1, 3, 64, 64)
+    torch.manual_seed(0)
+    a = model(x)[-1]
+    torch.manual_seed(1)
+    b = model(x)[-1]
+    assert not torch.allclose(a, b)
+    model.eval()
+    assert torch.equal(model(x)[-1], model(x)[-1])
+
+
+def test_init_weights_changes_weights():
+    model = MobileViGv2('ti')
+    before = copy.deepcopy(model.state_dict())
+    model.init_weights()
+    after = model.state_dict()
+    changed = [k for k in before if k.endswith('conv.weight')
+               and not torch.equal(before[k], after[k])]
+    assert len(changed) == sum(k.endswith('conv.weight') for k in before)
+    biases = [v for k, v in after.items() if k.endswith('conv.bias')]
+    assert all(torch.count_nonzero(b) == 0 for b in biases)
+    # reference init: kaiming normal, fan_in, gain sqrt(2)
+    w = after['stages.3.0.conv.weight']
+    expected_std = (2 / (w.shape[1] * 9)) ** 0.5
+    assert w.std().item() == pytest.approx(expected_std, rel=0.05)
+
+
+def test_gradients_reach_every_parameter():
+    model = MobileViGv2('ti', layer_scale_init_value=0.5)
+    model.init_weights()
+    model.train()
+    sum(o.mean() for o in model(torch.randn(2, 3, 64, 96))).backward()
+    no_grad = [n for n, p in model.named_parameters()
+               if p.grad is None or torch.count_nonzero(p.grad) == 0]
+    assert not no_grad, no_grad
+
+
+# ------------------------------------------------------------ errors
+def test_unknown_arch():
+    with pytest.raises(ValueError, match=r"Unavailable arch 'xl'.*'b', 'm', "
+                                         r"'s', 'ti'"):
+        MobileViGv2('xl')
+
+
+def test_incomplete_arch_dict():
+    with pytest.raises(ValueError, match=r"missing \['hops', 'mgc_blocks'\]"):
+        MobileViGv2(dict(channels=[32, 64], ir_blocks=[1, 1]))
+    with pytest.raises(ValueError, match='one value per stage'):
+        MobileViGv2(dict(channels=[32, 64], ir_blocks=[1, 1],
+                         mgc_blocks=[0, 1], hops=[0, 8, 4]))
+
+
+@pytest.mark.parametrize('bad', [4, -5, (0, 7), [], 'all', (1.5,)])
+def test_bad_out_indices(bad):
+    with pytest.raises((ValueError, TypeError), match='out_indices'):
+        MobileViGv2('ti', out_indices=bad)
+
+
+@pytest.mark.parametrize('bad', [-2, 5])
+def test_frozen_stages_out_of_range(bad):
+    with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\]'):
+        MobileViGv2('ti', frozen_stages=bad)
+
+
+def test_bad_input_rank():
+    with pytest.raises(ValueError, match=r'expects an \(N, C, H, W\) tensor'):
+        MobileViGv2('ti')(torch.randn(3, 64, 64))

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Idempotent set-up of the OpenMMLab 2.0 stack for mvig2_mm in a project-local
+# virtual environment. Called by `make setup` (and so by `make test`/`make demo`).
+#
+#   VENV      where the environment lives           (default: .venv)
+#   PYTHON    interpreter that creates it           (default: python3)
+#   MVIG2_MM_CACHE  wheel cache for the mmcv build  (default: ~/.cache/mvig2_mm)
+#
+# What it does, each step skipped when already satisfied:
+#   1. create the venv;
+#   2. torch 2.13.0 + torchvision 0.28.0 from the registry (unless a working
+#      torch/torchvision of a supported version is already there: kept);
+#   3. build tools: setuptools<82 (mmengine needs pkg_resources), wheel, ninja;
+#   4. mmcv 2.1.0 compiled from the sdist with its ops, once, into the cache;
+#   5. this package (editable) with mmengine/mmdet/mmseg/mmpretrain, with
+#      torch/torchvision/mmcv pinned so nothing replaces them;
+#   6. verify the stack, mmcv's compiled ops included.
+set -euo pipefail
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+CACHE=${MVIG2_MM_CACHE:-$HOME/.cache/mvig2_mm}
+TORCH_SPEC=${TORCH_SPEC:-torch===2.13.0}
+TORCHVISION_SPEC=${TORCHVISION_SPEC:-torchvision==0.28.0}
+MMCV_VERSION=2.1.0
+
+start=$(date +%s)
+say() { printf '[setup %4ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# 1. virtual environment ---------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV with $($PYTHON --version 2>&1)"
+  "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON (install python3-venv?)"
+  "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" \
+    || die "could not upgrade pip in $VENV"
+else
+  say "virtual environment $VENV exists"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+# 2. torch / torchvision ----------------------------------------------------
+# Supported: torch >= 2.1 (mmcv 2.1.0 compiles against it). A working pair is kept.
+torch_ok() {
+  "$PY" - <<'PY' 2>/dev/null
+import torch, torchvision  # torchvision must import with this torch (mmpretrain needs it)
+from packaging.version import Version
+v = Version(torch.__version__.split('+')[0])
+assert Version('2.1') <= v < Version('2.14'), v
+PY
+}
+if torch_ok; then
+  say "keeping torch $("$PY" -c 'import torch, torchvision; print(torch.__version__, "/ torchvision", torchvision.__version__)')"
+else
+  say "installing $TORCH_SPEC and $TORCHVISION_SPEC from the registry (several GB, ~2 min)"
+  # '===' excludes the local '+cpu' build found on disk, whose torchvision does not import.
+  "${PIP[@]}" install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" packaging \
+    || die "installing torch/torchvision failed"
+  torch_ok || die "torch/torchvision installed but do not import together"
+fi
+TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
+TV_VERSION=$("$PY" -c 'import torchvision; print(torchvision.__version__)')
+PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+
+# Pins for every later install: nothing may replace torch, torchvision or mmcv.
+CONSTRAINTS="$VENV/mvig2_mm-constraints.txt"
+cat > "$CONSTRAINTS" <<CON
+torch==$TORCH_VERSION
+torchvision==$TV_VERSION
+setuptools<82
+CON
+export PIP_CONSTRAINT="$CONSTRAINTS"
+
+# 3. build tools -------------------------------------------------------------
+if ! "$PY" -c 'import pkg_resources, wheel, ninja' 2>/dev/null; then
+  say "installing build tools (setuptools<82, wheel, ninja)"
+  "${PIP[@]}" install -q "setuptools>=64,<82" wheel ninja || die "installing build tools failed"
+fi
+
+# 4. mmcv with compiled ops ----------------------------------------------------
+mmcv_ops_ok() {
+  "$PY" -c "
+import mmcv
+assert mmcv.__version__ == '$MMCV_VERSION', mmcv.__version__
+from mmcv.ops import nms, RoIAlign, batched_nms
+" 2>/dev/null
+}
+WHEEL_DIR="$CACHE/wheels/torch-${TORCH_VERSION}-${PYTAG}"
+if mmcv_ops_ok; then
+  say "mmcv $MMCV_VERSION with compiled ops already installed"
+else
+  wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$wheel" ]; then
+    say "building mmcv $MMCV_VERSION with ops from source into $WHEEL_DIR (once; ~16 min on 2 cores)"
+    mkdir -p "$WHEEL_DIR"
+    tmp=$(mktemp -d)
+    # MMCV_WITH_OPS=1 is explicit: pip can otherwise build it without ops, silently.
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=0 \
+      "${PIP[@]}" wheel --no-build-isolation --no-deps --no-binary mmcv \
+      "mmcv==$MMCV_VERSION" -w "$tmp" > "$tmp/build.log" 2>&1 \
+      || { tail -n 40 "$tmp/build.log" >&2; die "mmcv build failed (full log: $tmp/build.log)"; }
+    mv "$tmp"/mmcv-*.whl "$WHEEL_DIR"/
+    wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
+    say "built $(basename "$wheel")"
+  else
+    say "reusing cached $(basename "$wheel")"
+  fi
+  "${PIP[@]}" install -q --force-reinstall --no-deps "$wheel" || die "installing $wheel failed"
+  # mmcv's own runtime requirements (not pulled by --no-deps)
+  "${PIP[@]}" install -q addict "mmengine==0.10.7" "numpy>=1.23" packaging Pillow pyyaml yapf \
+    "opencv-python>=4.10" || die "installing mmcv's requirements failed"
+  mmcv_ops_ok || die "mmcv $MMCV_VERSION is installed WITHOUT its compiled ops \
+(from mmcv.ops import nms, RoIAlign, batched_nms fails). Delete $WHEEL_DIR and run again."
+fi
+echo "mmcv==$MMCV_VERSION" >> "$CONSTRAINTS"
+
+# 5. this package and the OpenMMLab libraries -----------------------------------
+# Re-run pip only when setup.py changed since the last successful install.
+STAMP="$VENV/.mvig2_mm-installed"
+want=$(cat setup.py | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
+  say "installing mvig2_mm (editable) with mmengine, mmdet, mmseg, mmpretrain"
+  "${PIP[@]}" install -q --no-build-isolation -e ".[tests]" || die "installing mvig2_mm failed"
+  echo "$want" > "$STAMP"
+else
+  say "mvig2_mm and its requirements already installed"
+fi
+
+# 6. verify ---------------------------------------------------------------------
+"$PY" - <<'PY' || die "the installed stack does not import; see the error above"
+import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch, torchvision  # noqa
+from mmcv.ops import RoIAlign, batched_nms, nms  # noqa
+import mvig2_mm  # noqa
+PY
+say "done: torch $TORCH_VERSION, torchvision $TV_VERSION, mmcv $MMCV_VERSION (ops compiled)"
