@@ -10,6 +10,6 @@ from .version import __version__
 
 register_safe_globals()
 
-from . import models  # noqa: E402,F401  (registers the modules)
+from . import datasets, models  # noqa: E402,F401  (registers the modules)
 
-__all__ = ['__version__', 'models']
+__all__ = ['__version__', 'datasets', 'models']
