@@ -44,7 +44,7 @@ setup(
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    packages=find_packages(include=('mvig2_mm', 'mvig2_mm.*')),
     include_package_data=True,
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,

@@ -13,7 +13,8 @@ data-only classes to torch's allow-list. It runs on ``import mvig2_mm``.
 """
 import argparse
 import collections
-from typing import List
+import pickle
+from typing import Any, List
 
 import numpy as np
 import torch
@@ -37,11 +38,30 @@ def _numpy_globals() -> List[object]:
     return found
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    mmengine's ``HistoryBuffer`` keeps its statistics methods in a dict, which
+    pickle (protocol 2) writes as ``getattr(HistoryBuffer, 'min')``. Allowing
+    ``getattr`` itself would let a crafted file reach any attribute, so only
+    the statistics methods of ``HistoryBuffer`` are resolved here.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = set(HistoryBuffer._statistics_methods) | {
+        'min', 'max', 'current', 'mean'}
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'weights_only load refused getattr({obj!r}, {name!r}): only '
+        f'HistoryBuffer statistics methods are allow-listed by mvig2_mm')
+
+
 def safe_globals() -> List[object]:
     """The data-only classes that trusted training checkpoints contain."""
     from mmengine.logging.history_buffer import HistoryBuffer
     return [HistoryBuffer, argparse.Namespace, collections.OrderedDict,
-            collections.defaultdict] + _numpy_globals()
+            collections.defaultdict,
+            (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals()
 
 
 def register_safe_globals() -> None:

@@ -1,0 +1,109 @@
+"""Parameters and MACs of a config's model, or of a MobileViGv2 variant.
+
+    python tools/analysis_tools/get_flops.py --arch m --shape 224
+    python tools/analysis_tools/get_flops.py configs/detection/maskrcnn_mvig2_m.py --shape 800 1333
+
+For a config, the part counted is ``model.extract_feat`` (backbone + neck),
+as in mmdet's/mmpretrain's own tools; ``--arch`` counts the backbone alone and
+the full classifier (backbone + head with the distillation classifier).
+MACs are counted by mmengine's analyzer (convolutions and matmuls; the graph
+conv's max/roll are elementwise and not counted).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', nargs='?', help='model config file')
+    parser.add_argument('--arch', choices=['ti', 's', 'm', 'b'],
+                        help='count a MobileViGv2 variant instead of a config')
+    parser.add_argument('--shape', type=int, nargs='+', default=[224],
+                        help='input size: one int (square) or H W')
+    parser.add_argument('--num-classes', type=int, default=1000)
+    args = parser.parse_args(argv)
+    if bool(args.config) == bool(args.arch):
+        parser.error('give either a config file or --arch')
+    if len(args.shape) not in (1, 2):
+        parser.error('--shape takes one or two ints')
+    return args
+
+
+class _Classifier(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+class _ExtractFeat(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.extract_feat(x)
+
+
+def count(model: nn.Module, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """Return (params, MACs) of ``model`` for one (1, 3, H, W) input."""
+    from mmengine.analysis import FlopAnalyzer
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, *shape), ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        macs = analyzer.total()
+    return params, macs
+
+
+def arch_models(arch: str, num_classes: int):
+    from mvig2_mm.models import MobileViGv2
+    backbone = MobileViGv2(arch, out_indices=(3, ))
+    models = [('backbone', backbone)]
+    try:
+        from mvig2_mm.models.heads import MobileViGv2Head
+    except ImportError:
+        return models
+    head = MobileViGv2Head(num_classes, backbone.channels[-1],
+                           emb_dims=768 if arch == 'b' else 512)
+    return models + [('classifier (with dist head)', _Classifier(backbone, head))]
+
+
+def config_models(path: str):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.registry import MODELS
+    if not osp.isfile(path):
+        raise SystemExit(f'error: config file not found: {path}')
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model = MODELS.build(cfg.model)
+    return [(osp.basename(path), _ExtractFeat(model)),
+            ('backbone', model.backbone)]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import mvig2_mm  # noqa: F401
+    shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
+    models = (arch_models(args.arch, args.num_classes) if args.arch
+              else config_models(args.config))
+    print(f'| model | input | params (M) | MACs (G) |\n|---|---|---|---|')
+    for name, model in models:
+        params, macs = count(model, shape)
+        print(f'| {name} | {shape[0]}x{shape[1]} | {params / 1e6:.2f} | '
+              f'{macs / 1e9:.3f} |')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
