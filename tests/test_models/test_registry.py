@@ -39,3 +39,21 @@ def test_head_registered_in_mmpretrain():
     from mmpretrain.registry import MODELS
     import mvig2_mm  # noqa: F401
     assert MODELS.get('MobileViGv2Head') is not None
+
+
+@pytest.mark.parametrize('missing', ['mmdet', 'mmseg', 'mmpretrain'])
+def test_package_works_with_a_library_missing(missing):
+    code = (f'import sys; sys.modules[{missing!r}] = None\n'
+            'import mvig2_mm\n'
+            'from mmengine.registry import MODELS\n'
+            "print(type(MODELS.build(dict(type='MobileViGv2', arch='ti')))"
+            '.__name__)\n'
+            'from mvig2_mm.models import heads\n'
+            'print(heads.__all__)\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == 'MobileViGv2'
+    assert lines[1] == ('[]' if missing == 'mmpretrain'
+                        else "['MobileViGv2Head']")

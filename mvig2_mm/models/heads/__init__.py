@@ -1,9 +1,8 @@
-"""Heads for the task libraries; each needs its library, imported lazily."""
+"""Heads for the task libraries: registered when their library is installed."""
+from importlib.util import find_spec
+
 __all__ = []
 
-try:
-    from .mobilevigv2_head import MobileViGv2Head  # noqa: F401 (mmpretrain)
+if find_spec('mmpretrain') is not None:
+    from .mobilevigv2_head import MobileViGv2Head  # noqa: F401
     __all__.append('MobileViGv2Head')
-except ImportError as e:  # mmpretrain not installed: nothing to register
-    if 'mmpretrain' not in str(e):
-        raise

@@ -97,6 +97,8 @@ class MobileViGv2Head(ClsHead):
             return super().loss(feats, data_samples, **kwargs)
         cls_logits, dist_logits = logits
         losses = self._get_loss(cls_logits, data_samples, **kwargs)
+        # 'loss_cls', not 'loss': mmengine logs the total under 'loss'
+        loss_cls = losses.pop('loss')
         if all('teacher_label' in s for s in data_samples):
             teacher = torch.stack([s.teacher_label for s in data_samples])
             loss_dist = F.cross_entropy(dist_logits, teacher.to(
@@ -105,7 +107,7 @@ class MobileViGv2Head(ClsHead):
             loss_dist = self._get_loss(dist_logits, data_samples,
                                        **kwargs)['loss']
         # DeiT hard distillation: (1 - a) * cls + a * dist with a = 0.5
-        losses['loss'] = losses['loss'] * 0.5
+        losses['loss_cls'] = loss_cls * 0.5
         losses['loss_dist'] = loss_dist * 0.5
         return losses
 

@@ -44,7 +44,7 @@ def test_training_returns_both_losses_and_predict_uses_the_mean():
     samples = [DataSample().set_gt_label(i % 5) for i in range(4)]
     model.train()
     losses = model(x, samples, mode='loss')
-    assert set(losses) == {'loss', 'loss_dist'}
+    assert set(losses) == {'loss_cls', 'loss_dist'}
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert model.head.fc_dist.weight.grad is not None

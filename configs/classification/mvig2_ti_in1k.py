@@ -1,0 +1,7 @@
+# MobileViGv2-Ti on ImageNet-1k (paper: 77.7% top-1), the reference recipe:
+# 16 GPUs x 128 images, 300 epochs, distilled from a teacher (see the base).
+_base_ = ['./_base_/mvig2_in1k.py']
+
+model = dict(
+    backbone=dict(arch='ti'),
+    head=dict(in_channels=256, emb_dims=512))

@@ -1,0 +1,89 @@
+"""Convert a trained MobileViGv2 classifier to its inference (deploy) form.
+
+    python tools/model_converters/reparameterize_model.py \
+        configs/classification/mvig2_m_in1k.py \
+        work_dirs/mvig2_m_in1k/epoch_300.pth \
+        checkpoints/mvig2_m_in1k_deploy.pth
+
+Builds the model of CONFIG, loads CHECKPOINT strictly (an mmpretrain
+checkpoint, or a reference one, converted on the fly), calls
+``switch_to_deploy()`` on every module that has it and saves the resulting
+state dict. It loads into ``configs/classification/deploy/*_deploy.py``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+import mvig2_mm  # noqa: F401  (registers the modules, allow-lists classes)
+from mvig2_mm.models.utils.checkpoint_converter import \
+    convert_reference_state_dict
+from mvig2_mm.models.utils.checkpoint_loading import (load_checkpoint_file,
+                                                      select_state_dict)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='training config of the model')
+    parser.add_argument('checkpoint', help='trained checkpoint (path or URL)')
+    parser.add_argument('dst', help='where to save the deploy checkpoint')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config')
+    return parser.parse_args(argv)
+
+
+def build_model(config: Config) -> torch.nn.Module:
+    """Build ``config.model`` for inference (CPU, eval mode)."""
+    from mmpretrain.registry import MODELS
+    init_default_scope(config.get('default_scope', 'mmpretrain'))
+    model_cfg = config.model.copy()
+    if 'teacher' in model_cfg:
+        model_cfg.teacher = None  # a distillation teacher only trains
+    return MODELS.build(model_cfg).eval()
+
+
+def reparameterize(model: torch.nn.Module) -> torch.nn.Module:
+    """Call ``switch_to_deploy()`` on every module that has it (in place)."""
+    for module in list(model.modules()):
+        if hasattr(module, 'switch_to_deploy') and not getattr(
+                module, 'deploy', False):
+            module.switch_to_deploy()
+    return model
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    config = Config.fromfile(args.config)
+    if args.cfg_options:
+        config.merge_from_dict(args.cfg_options)
+    model = build_model(config)
+    try:
+        content = load_checkpoint_file(args.checkpoint)
+    except FileNotFoundError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    state_dict = convert_reference_state_dict(select_state_dict(content))
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        print(f'error: {args.checkpoint} does not fit the model of '
+              f'{args.config} (is it already in deploy form?): {e}',
+              file=sys.stderr)
+        return 1
+    reparameterize(model)
+
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    meta = dict(content.get('meta') or {}) if isinstance(content, dict) else {}
+    meta.update(deploy=True, converted_from=osp.basename(args.checkpoint))
+    torch.save(dict(meta=meta, state_dict=model.state_dict()), args.dst)
+    print(f'Saved the deploy form of {osp.basename(args.checkpoint)} -> '
+          f'{args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
