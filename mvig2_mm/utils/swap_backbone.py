@@ -46,7 +46,8 @@ def _first_neck(model: ConfigDict) -> ConfigDict:
         raise ValueError(
             'swap_backbone needs a model whose neck (model.neck, or its first '
             'entry) has in_channels; this config has neck='
-            f'{model.get("neck")!r}. Set the backbone and in_channels by hand.')
+            f'{model.get("neck")!r}. Set the backbone and in_channels by '
+            'hand.')
     return neck
 
 
@@ -72,7 +73,8 @@ def swap_backbone(cfg: Config, arch: str = 'm',
             ``'b'``. Defaults to ``'m'``.
         checkpoint (str, optional): ImageNet checkpoint for the backbone's
             ``Pretrained`` init (``{arch}`` is filled in); ``None`` keeps the
-            random init. Defaults to ``'checkpoints/mobilevigv2_{arch}_in1k.pth'``.
+            random init. Defaults to
+            ``'checkpoints/mobilevigv2_{arch}_in1k.pth'``.
         norm_eval (bool): Keep the backbone's BatchNorm in eval mode while
             training. Defaults to True (the paper's detection recipe).
         drop_path_rate (float): Stochastic depth of the backbone.

@@ -1,0 +1,42 @@
+# Mask R-CNN + FPN, 1x schedule, with a MobileViGv2 backbone: what the
+# variants maskrcnn_mvig2_{ti,s,m,b}.py share. They add the
+# variant: backbone.arch, neck.in_channels (the four stage channels), the
+# ImageNet checkpoint and, for b, the weight decay.
+#
+# The paper's recipe: AdamW lr 2e-4 (weight decay 0.05; 1e-4 for b), 500-iter
+# linear warm-up, LR x0.1 after epochs 8 and 11 of 12, 1333x800, 8 GPUs x 2
+# images, backbone BatchNorm in eval mode throughout training.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mvig2_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='MobileViGv2',
+        out_indices=(0, 1, 2, 3),
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained', prefix='backbone.')))
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        _delete_=True,
+        type='AdamW',
+        lr=2e-4,
+        betas=(0.9, 0.999),
+        weight_decay=0.05))
+
+max_epochs = 12
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=1)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
+         milestones=[8, 11], gamma=0.1)
+]
+
+# 8 GPUs x 2 images; --auto-scale-lr rescales lr for another total batch size
+train_dataloader = dict(batch_size=2)
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Write a copy of an OpenMMLab detection config with a MobileViGv2 backbone.
+
+Example:
+    python tools/misc/swap_backbone.py \
+        mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py --arch m \
+        -o my_configs/fasterrcnn_mvig2_m_1x.py
+
+BASE_CONFIG is a file or ``package::path`` inside an installed package's
+configs. The written file is self-contained (bases merged). See
+``mvig2_mm.utils.swap_backbone`` for exactly what changes.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config
+
+from mvig2_mm.utils.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Write a config with MobileViGv2 as backbone.')
+    parser.add_argument('config', help='base config: a file or package::path '
+                        '(e.g. mmdet::retinanet/retinanet_r50_fpn_1x_coco.py)')
+    parser.add_argument('--arch', default='m', choices=['ti', 's', 'm', 'b'],
+                        help='MobileViGv2 variant (default: m)')
+    parser.add_argument('-o', '--out', required=True,
+                        help='path of the new config (.py)')
+    parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT,
+                        help='ImageNet checkpoint of the backbone ({arch} is '
+                        f'filled in; default: {DEFAULT_CHECKPOINT})')
+    parser.add_argument('--no-pretrained', action='store_true',
+                        help='random backbone init instead of a checkpoint')
+    return parser.parse_args(argv)
+
+
+def load_config(path: str) -> Config:
+    if '::' in path:
+        from mmengine.hub import get_config
+        return get_config(path)
+    if not osp.isfile(path):
+        sys.exit(f'swap_backbone.py: error: config file not found: {path}')
+    return Config.fromfile(path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.out.endswith('.py'):
+        sys.exit(f'swap_backbone.py: error: --out must end in .py, got '
+                 f'{args.out}')
+    cfg = swap_backbone(load_config(args.config), arch=args.arch,
+                        checkpoint=None if args.no_pretrained else
+                        args.checkpoint)
+    if osp.dirname(args.out):
+        os.makedirs(osp.dirname(args.out), exist_ok=True)
+    cfg.dump(args.out)
+    print(f'Wrote {args.out}: {args.config} with MobileViGv2-{args.arch}')
+
+
+if __name__ == '__main__':
+    main()
