@@ -53,3 +53,19 @@ def reference():
 def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Each test starts without a current mmengine default scope.
+
+    ``DefaultScope`` is process-global: a scope set by one test (e.g.
+    ``init_default_scope('mmseg')``) would redirect later builds from another
+    library's registry to the wrong scope.
+    """
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    DefaultScope._instance_dict.clear()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

@@ -33,12 +33,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment $VENV with $($PYTHON --version 2>&1)"
   "$PYTHON" -m venv "$VENV" || die "could not create a venv with $PYTHON (install python3-venv?)"
   "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" \
-    || die "could not upgrade pip in $VENV"
+    2> >(grep -v 'is ignored: it is neither' >&2) || die "could not upgrade pip in $VENV"
 else
   say "virtual environment $VENV exists"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip --disable-pip-version-check)
+# pip, minus the warnings about unreadable extra index locations that some
+# machines' pip configuration produces for every package
+pip_() {
+  "$PY" -m pip --disable-pip-version-check "$@" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
+PIP=(pip_)
 
 # 2. torch / torchvision ----------------------------------------------------
 # Supported: torch >= 2.1 (mmcv 2.1.0 compiles against it). A working pair is kept.

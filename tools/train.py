@@ -25,6 +25,8 @@ from mmengine.runner import Runner
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
+from mvig2_mm.utils.data_checks import (DataCheckError, check_data,
+                                        describe_load_error)
 
 PROG = 'tools/train.py'
 
@@ -156,15 +158,40 @@ def build_config(args) -> Config:
     return cfg
 
 
+def check_inputs(cfg: Config) -> None:
+    """Stop with one line when the data the run reads is missing or broken
+    (cheap checks: see ``mvig2_mm.utils.data_checks``)."""
+    loaders, evaluators = ['train_dataloader'], []
+    if cfg.get('val_cfg') and cfg.get('val_evaluator'):  # validates too
+        loaders.append('val_dataloader')
+        evaluators.append('val_evaluator')
+    try:
+        check_data(cfg, loaders, evaluators)
+    except DataCheckError as e:
+        fail(str(e))
+
+
 def main(argv=None):
     cfg = build_config(parse_args(argv))
+    check_inputs(cfg)
     init_cpu_process_group(cfg)
     if 'runner_type' in cfg:
         init_default_scope(cfg.get('default_scope', 'mmengine'))
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except Exception as e:  # a file the pipeline cannot read: one line
+        message = describe_load_error(e)
+        if message is None:
+            raise
+        fail(message)
+    finally:
+        # a gloo group left to the interpreter's exit aborts the process
+        # ("terminate called without an active exception")
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

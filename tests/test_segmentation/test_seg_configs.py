@@ -34,7 +34,14 @@ ARCHS = {'semfpn_mvig2_ti.py': 'ti', 'semfpn_mvig2_s.py': 's',
          'upernet_mvig2_m.py': 'm'}
 H, W = 64, 96
 
-register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=False)
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    """Every test here builds in mmseg's scope."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
 
 
 def load(name):

@@ -73,8 +73,10 @@ def arch_models(arch: str, num_classes: int):
         from mvig2_mm.models.heads import MobileViGv2Head
     except ImportError:
         return models
-    head = MobileViGv2Head(num_classes, backbone.channels[-1],
-                           emb_dims=768 if arch == 'b' else 512)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # for its loss
+        head = MobileViGv2Head(num_classes, backbone.channels[-1],
+                               emb_dims=768 if arch == 'b' else 512)
     return models + [('classifier (with dist head)', _Classifier(backbone, head))]
 
 
