@@ -13,7 +13,7 @@ model = dict(
     teacher=None,
     backbone=dict(drop_path_rate=0.),
     head=dict(num_classes=num_classes, topk=(1, )),
-    train_cfg=dict(augments=None))
+    train_cfg=dict(_delete_=True))  # no mixup/cutmix batch augments
 data_preprocessor = dict(num_classes=num_classes)
 
 train_pipeline = [
@@ -53,3 +53,4 @@ custom_hooks = []  # no EMA for a run this short
 auto_scale_lr = dict(enable=False)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+randomness = dict(seed=0)  # reproducible demo runs

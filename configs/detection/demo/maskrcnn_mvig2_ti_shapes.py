@@ -84,3 +84,4 @@ default_hooks = dict(
                     max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
+randomness = dict(seed=0)  # reproducible demo runs
