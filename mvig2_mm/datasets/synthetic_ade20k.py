@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .synthetic_coco import CLASSES as SHAPES
-from .synthetic_coco import make_image
+from .synthetic_coco import check_sizes, make_image
 
 CLASSES = ('background', ) + SHAPES
 PALETTE = [(120, 120, 120), (220, 20, 60), (0, 160, 0), (30, 60, 230)]
@@ -29,11 +29,7 @@ def generate(out_dir: str, num_train: int = 300, num_val: int = 60,
              image_size: Sequence[int] = (128, 128), max_objects: int = 4,
              min_size: int = 20, max_size: int = 56, seed: int = 0) -> None:
     """Write the dataset (deterministic for a given seed)."""
-    h, w = image_size
-    if min(h, w) < max_size + 4 or min_size < 4 or min_size > max_size:
-        raise ValueError(f'Need 4 <= min_size <= max_size < image side - 4, got'
-                         f' min_size={min_size}, max_size={max_size}, '
-                         f'image_size={tuple(image_size)}')
+    h, w = check_sizes(image_size, min_size, max_size)
     rng = np.random.default_rng(seed)
     for split, count in (('training', num_train), ('validation', num_val)):
         img_dir = osp.join(out_dir, 'images', split)

@@ -70,6 +70,17 @@ def _colour(rng: np.random.Generator, cls: str) -> Tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
+def check_sizes(image_size: Sequence[int], min_size: int,
+                max_size: int) -> Tuple[int, int]:
+    """Validate the shape sizes against the image; return (H, W)."""
+    h, w = image_size
+    if min(h, w) < max_size + 4 or min_size < 4 or min_size > max_size:
+        raise ValueError(f'Need 4 <= min_size <= max_size < image side - 4, got'
+                         f' min_size={min_size}, max_size={max_size}, '
+                         f'image_size={tuple(image_size)}')
+    return h, w
+
+
 def make_image(rng: np.random.Generator, size: Tuple[int, int],
                max_objects: int, min_size: int, max_size: int
                ) -> Tuple[np.ndarray, List[Dict]]:
@@ -120,11 +131,7 @@ def generate(out_dir: str, num_train: int = 400, num_val: int = 80,
         max_size (int): Largest shape size in pixels. Defaults to 72.
         seed (int): Random seed. Defaults to 0.
     """
-    h, w = image_size
-    if min(h, w) < max_size + 4 or min_size < 4 or min_size > max_size:
-        raise ValueError(f'Need 4 <= min_size <= max_size < image side - 4, got'
-                         f' min_size={min_size}, max_size={max_size}, '
-                         f'image_size={tuple(image_size)}')
+    h, w = check_sizes(image_size, min_size, max_size)
     rng = np.random.default_rng(seed)
     categories = [dict(id=i + 1, name=c) for i, c in enumerate(CLASSES)]
     paths = {}
