@@ -87,7 +87,7 @@ def use_gloo_without_cuda(cfg: Config, prog: str, dist_script: str) -> None:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
-def _init_cpu_process_group(cfg: Config) -> None:
+def _init_cpu_process_group(cfg: Config, activity: str) -> None:
     """Join the process group here when there is no CUDA: mmengine's
     ``init_dist`` calls ``torch.cuda.set_device`` first, which fails."""
     if cfg.launcher == 'none' or torch.cuda.is_available() or \
@@ -98,8 +98,8 @@ def _init_cpu_process_group(cfg: Config) -> None:
     if timeout is not None:
         dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
     torch.distributed.init_process_group(**dist_cfg)
-    print_log('CUDA is not available: running distributed on CPU with the '
-              'gloo backend.', logger='current', level=logging.WARNING)
+    print_log(f'CUDA is not available: distributed {activity} on CPU with '
+              f'the gloo backend.', logger='current', level=logging.WARNING)
 
 
 def run(cfg: Config, prog: str, mode: str, loaders: List[str],
@@ -117,7 +117,7 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         check_data(cfg, loaders, evaluators)
     except DataCheckError as e:
         fail(prog, str(e))
-    _init_cpu_process_group(cfg)
+    _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
     try:
         if 'runner_type' in cfg:
             init_default_scope(cfg.get('default_scope', 'mmengine'))
