@@ -10,7 +10,7 @@ classes = ('circle', 'rectangle', 'triangle')
 metainfo = dict(classes=classes,
                 palette=[(220, 20, 60), (0, 160, 0), (30, 60, 230)])
 image_scale = (192, 192)
-max_iters = 1000
+max_iters = 1500
 
 model = dict(
     backbone=dict(
@@ -80,7 +80,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250,
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500,
                     max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
