@@ -122,12 +122,13 @@ fi
 echo "mmcv==$MMCV_VERSION" >> "$CONSTRAINTS"
 
 # 5. this package and the OpenMMLab libraries -----------------------------------
-# Re-run pip only when setup.py changed since the last successful install.
+# Re-run pip only when setup.py or the extras changed since the last install.
 STAMP="$VENV/.mvig2_mm-installed"
-want=$(cat setup.py | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
+EXTRAS="tests,deploy"
+want=$( (cat setup.py; echo "$EXTRAS") | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
   say "installing mvig2_mm (editable) with mmengine, mmdet, mmseg, mmpretrain"
-  "${PIP[@]}" install -q --no-build-isolation -e ".[tests]" || die "installing mvig2_mm failed"
+  "${PIP[@]}" install -q --no-build-isolation -e ".[$EXTRAS]" || die "installing mvig2_mm failed"
   echo "$want" > "$STAMP"
 else
   say "mvig2_mm and its requirements already installed"
