@@ -33,7 +33,8 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'tests': ['pytest>=7', 'pytest-timeout'],
-    'deploy': ['onnx', 'onnxruntime'],
+    # tools/deployment: ONNX export (+ onnxruntime for --verify), Core ML
+    'deploy': ['onnx', 'onnxruntime', 'coremltools'],
 }
 
 setup(

@@ -1,7 +1,123 @@
-"""Folding norm layers into the convolutions before them."""
+"""Folding norm layers into the convolutions before them, and the fused
+convolution kernels the folded (deploy) form runs on."""
+import warnings
+from typing import Optional, Tuple
+
 import torch
+import torch.nn as nn
 from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
+
+# oneDNN's fused convolution (conv + bias + activation, or + a tensor, in one
+# pass): the op PyTorch's own CPU compiler (inductor) emits. Absent from
+# builds without oneDNN.
+_CONV_POINTWISE = getattr(torch.ops.mkldnn, '_convolution_pointwise', None)
+# (activation type, its ``approximate``) -> (oneDNN post-op, algorithm)
+_POST_OPS = {
+    (nn.GELU, 'none'): ('gelu', 'none'),
+    (nn.GELU, 'tanh'): ('gelu', 'tanh'),
+    (nn.ReLU, None): ('relu', None),
+}
+_fused_kernels_work = True  # set to False if this torch's op misbehaves
+
+
+def _exporting() -> bool:
+    is_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or is_compiling())
+
+
+def use_fused_kernels(x: torch.Tensor) -> bool:
+    """Whether :class:`FusedConvModule` runs ``x`` on oneDNN's fused
+    convolutions: float32 CPU inference (no gradients), oneDNN enabled, not
+    while tracing, exporting or compiling."""
+    return (_CONV_POINTWISE is not None and _fused_kernels_work
+            and torch.backends.mkldnn.enabled and x.device.type == 'cpu'
+            and x.dtype == torch.float32 and x.dim() == 4
+            and not torch.is_grad_enabled() and not _exporting())
+
+
+class FusedConvModule(ConvModule):
+    """A norm-free ``ConvModule`` (the deploy form) that runs on fused kernels.
+
+    Same parameters, state dict and results as ``ConvModule`` with
+    ``norm_cfg=None``. In float32 CPU inference (see
+    :func:`use_fused_kernels`) the conv, its bias and its activation (GELU,
+    ReLU or none) are one oneDNN primitive, and :meth:`forward_add` adds a
+    residual in that same pass; these kernels are fastest on channels-last
+    tensors. Their weight is kept packed in oneDNN's blocked layout (a copy
+    outside the state dict, made on first use and again whenever the weight
+    changes) instead of being re-laid-out on every call. Otherwise
+    (gradients, CUDA, other dtypes, tracing for ONNX or TorchScript) it runs
+    the plain ``ConvModule`` ops.
+    """
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop('_packed', None)  # opaque oneDNN tensor: not copyable
+        return state
+
+    def _post_op(self) -> Optional[Tuple[str, Optional[str]]]:
+        """The oneDNN post-op of the activation; None if it has none."""
+        if not self.with_activation:
+            return 'none', None
+        act = self.activate
+        return _POST_OPS.get((type(act), getattr(act, 'approximate', None)))
+
+    def _fusable(self, x: torch.Tensor) -> bool:
+        return (not self.with_norm and not self.with_explicit_padding
+                and self.order[0] == 'conv' and use_fused_kernels(x)
+                and self._post_op() is not None)
+
+    def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout, chosen for the first
+        input's shape (it serves inputs of any shape)."""
+        conv, weight = self.conv, self.conv.weight
+        key = (weight.data_ptr(), weight._version)
+        packed = self.__dict__.get('_packed')
+        if packed is None or packed[0] != key:
+            packed = (key, torch._C._nn.mkldnn_reorder_conv2d_weight(
+                weight.detach().to_mkldnn(), list(conv.padding),
+                list(conv.stride), list(conv.dilation), conv.groups,
+                list(x.shape)))
+            self.__dict__['_packed'] = packed
+        return packed[1]
+
+    def _fused(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None
+               ) -> Optional[torch.Tensor]:
+        """The fused kernel's result, or None where it cannot run."""
+        global _fused_kernels_work
+        conv = self.conv
+        try:
+            args = (self._packed_weight(x), conv.bias, list(conv.padding),
+                    list(conv.stride), list(conv.dilation), conv.groups)
+            if residual is None:
+                attr, algorithm = self._post_op()
+                return _CONV_POINTWISE(x, *args, attr, [], algorithm)
+            return _CONV_POINTWISE.binary(x, residual, *args, 'add', None,
+                                          None, [], None)
+        except (RuntimeError, TypeError) as e:  # e.g. another op signature
+            _fused_kernels_work = False
+            warnings.warn(f'oneDNN fused convolution failed ({e}); running '
+                          f'the plain PyTorch ops from now on')
+            return None
+
+    def forward(self, x: torch.Tensor, activate: bool = True,
+                norm: bool = True) -> torch.Tensor:
+        if activate and self._fusable(x):
+            out = self._fused(x)
+            if out is not None:
+                return out
+        return super().forward(x, activate, norm)
+
+    def forward_add(self, x: torch.Tensor,
+                    residual: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)``, in one pass when fused (no activation)."""
+        if not self.with_activation and self._fusable(x):
+            out = self._fused(x, residual)
+            if out is not None:
+                return out
+        return residual + self(x)
 
 
 @torch.no_grad()
@@ -21,13 +137,14 @@ def fuse_conv_bn_weights(conv_weight: torch.Tensor, conv_bias: torch.Tensor,
 
 @torch.no_grad()
 def fuse_conv_module(module: ConvModule) -> ConvModule:
-    """Return a norm-free ``ConvModule`` equal to ``module`` in eval mode.
+    """Return a norm-free :class:`FusedConvModule` equal to ``module`` in eval
+    mode.
 
     Args:
         module (ConvModule): A conv -> BatchNorm (-> activation) module.
 
     Returns:
-        ConvModule: A new module holding one conv with bias and the same
+        FusedConvModule: A new module holding one conv with bias and the same
         activation. ``module`` itself is left unchanged.
     """
     if not module.with_norm:
@@ -40,7 +157,7 @@ def fuse_conv_module(module: ConvModule) -> ConvModule:
         raise ValueError(f'Cannot fold a norm applied before its conv '
                          f'(order {module.order})')
     conv = module.conv
-    fused = ConvModule(
+    fused = FusedConvModule(
         conv.in_channels, conv.out_channels, conv.kernel_size,
         stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
         groups=conv.groups, bias=True, norm_cfg=None, act_cfg=module.act_cfg,

@@ -1,0 +1,23 @@
+"""tools/analysis_tools/benchmark.py --quick: every table, in seconds."""
+from tools.analysis_tools.benchmark import main
+
+
+def test_quick_run_prints_every_table(capsys):
+    assert main(['--quick', '--threads', '1']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('Machine: ')
+    for title in ('### 1. Classifiers', '### 2. Achieved GFLOP/s',
+                  '### 3. Mask R-CNN', '### 4. Backbone training step'):
+        assert title in out
+    for row in ('| MobileViGv2-Ti | train | 5.70 |',
+                '| MobileViGv2-Ti | deploy |', '| MobileOne-S1 | deploy |',
+                '| Mask R-CNN MobileViGv2-M | deploy backbone |',
+                '| Mask R-CNN ResNet-50 | train |',
+                '| MobileViGv2-Ti | True |'):
+        assert row in out, row
+
+
+def test_tables_option_selects(capsys):
+    assert main(['--quick', '--threads', '1', '--tables', '4']) == 0
+    out = capsys.readouterr().out
+    assert '### 4.' in out and '### 1.' not in out and '### 3.' not in out

@@ -1,0 +1,115 @@
+"""ONNX export: round trip through onnxruntime, with dynamic sizes."""
+import pytest
+import torch
+
+pytest.importorskip('onnx', reason='onnx is not installed (pip install -e .[deploy])')
+pytest.importorskip('onnxruntime',
+                    reason='onnxruntime is not installed (pip install -e .[deploy])')
+
+from tools.deployment.export_model import StageMaps  # noqa: E402
+from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402
+
+from mvig2_mm.models import MobileViGv2  # noqa: E402
+
+
+def deploy_backbone():
+    """A deploy-form ti whose graph convolutions weigh in the outputs
+    (layer scales 1, not 1e-5), so that a wrong shift shows."""
+    torch.manual_seed(0)
+    model = MobileViGv2('ti', layer_scale_init_value=1.0).eval()
+    model.switch_to_deploy()
+    return StageMaps(model).eval()
+
+
+def test_backbone_dynamic_round_trip_where_hop_exceeds_stage_size(tmp_path):
+    # Exported at 64x64, where no stage shifts (stage-1 map 8x8 with K=8,
+    # 4x4 with K=4, 2x2 with K=2): a trace that froze that decision would
+    # miss every shift at larger sizes.
+    model = deploy_backbone()
+    path = str(tmp_path / 'backbone.onnx')
+    names = export(model, (64, 64), path, dynamic=True)
+    assert names == ['stage0', 'stage1', 'stage2', 'stage3']
+    report = verify(model, path, [(1, 64, 64), (2, 128, 96), (1, 40, 72),
+                                  (1, 97, 131), (1, 32, 32)])
+    assert [shape for shape, _ in report][1] == (2, 3, 128, 96)
+    assert all(diff <= 1e-4 for _, diff in report)
+
+
+def test_backbone_fixed_size_export(tmp_path):
+    import onnx
+    model = deploy_backbone()
+    path = str(tmp_path / 'backbone.onnx')
+    export(model, (96, 64), path)
+    graph = onnx.load(path).graph
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 96, 64]
+    assert not any(n.op_type == 'BatchNormalization' for n in graph.node)
+    verify(model, path, [(1, 96, 64)])
+
+
+def test_verify_reports_a_mismatch(tmp_path):
+    model = deploy_backbone()
+    path = str(tmp_path / 'backbone.onnx')
+    export(model, (64, 64), path, dynamic=True)
+    with torch.no_grad():
+        model.backbone.stages[1][-1].ffn[1].conv.bias.add_(1.)
+    with pytest.raises(AssertionError, match='differ by'):
+        verify(model, path, [(1, 64, 64)])
+
+
+def test_cli_classifier_dynamic_verify(tmp_path, capsys):
+    out = tmp_path / 'cls.onnx'
+    assert main(['--arch', 'ti', '--shape', '64', '--dynamic', '--verify',
+                 '--out', str(out)]) == 0
+    assert out.is_file()
+    printed = capsys.readouterr().out
+    assert '-> logits; dynamic batch, height and width' in printed
+    assert 'onnxruntime == PyTorch for input (1, 3, 40, 72)' in printed
+
+
+def test_cli_rejects_a_detector_without_backbone_only(tmp_path, capsys):
+    config = 'configs/detection/maskrcnn_mvig2_ti.py'
+    assert main([config, '--out', str(tmp_path / 'x.onnx')]) == 1
+    assert '--backbone-only' in capsys.readouterr().err
+
+
+def test_cli_needs_config_or_arch(tmp_path):
+    with pytest.raises(SystemExit):
+        main(['--out', str(tmp_path / 'x.onnx')])
+
+
+def test_cli_config_with_checkpoint_and_backbone_of_a_detector(tmp_path,
+                                                               capsys):
+    # a training-form checkpoint of the classifier config
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile('configs/classification/mvig2_ti_in1k.py')
+    cfg.model.teacher = None
+    model = MODELS.build(cfg.model)
+    torch.nn.init.normal_(model.head.fc.bias)
+    checkpoint = tmp_path / 'ti.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+
+    out = tmp_path / 'cls.onnx'
+    assert main(['configs/classification/mvig2_ti_in1k.py', '--checkpoint',
+                 str(checkpoint), '--shape', '64', '--out', str(out),
+                 '--verify']) == 0
+    # the same weights as the backbone of a detection config
+    out = tmp_path / 'backbone.onnx'
+    assert main(['configs/detection/maskrcnn_mvig2_ti.py', '--backbone-only',
+                 '--checkpoint', str(checkpoint), '--shape', '64', '--out',
+                 str(out), '--verify']) == 0
+    printed = capsys.readouterr().out
+    assert '-> logits; fixed input 1x3x64x64' in printed
+    assert '-> stage0, stage1, stage2, stage3; fixed input' in printed
+
+
+def test_cli_checkpoint_that_does_not_fit(tmp_path, capsys):
+    checkpoint = tmp_path / 'bad.pth'
+    torch.save(dict(state_dict={'backbone.stem.0.conv.weight':
+                                torch.zeros(1)}), checkpoint)
+    assert main(['--arch', 'ti', '--checkpoint', str(checkpoint), '--out',
+                 str(tmp_path / 'x.onnx')]) == 1
+    assert 'does not fit' in capsys.readouterr().err

@@ -1,0 +1,153 @@
+"""What the export tools share: the network to export and its names.
+
+``build_export_model`` builds a MobileViGv2 classifier (logits) or backbone
+(stage maps) from a config or an arch name, loads a checkpoint strictly and
+converts it to the deploy form (norms, layer scales and the positional
+encoding folded into convolutions; both classifiers merged).
+"""
+import argparse
+import os.path as osp
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+ARCHS = ('ti', 's', 'm', 'b')
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The model arguments of both export tools."""
+    parser.add_argument('config', nargs='?',
+                        help='model config (classification; detection or '
+                        'segmentation with --backbone-only)')
+    parser.add_argument('--arch', choices=ARCHS,
+                        help='a MobileViGv2 variant instead of a config '
+                        '(ImageNet classifier, or the backbone)')
+    parser.add_argument('--checkpoint',
+                        help='weights: an mmpretrain/mmdet/mmseg checkpoint '
+                        'of the config, a reference MobileViGv2 checkpoint, '
+                        'or a deploy-form one with a deploy config. Without '
+                        'it the weights are random (for trying the tool).')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='export the backbone (its stage maps)')
+    parser.add_argument('--shape', type=int, nargs='+', default=[224],
+                        help='example input size: one int (square) or H W. '
+                        'Defaults to 224.')
+
+
+def check_model_args(parser: argparse.ArgumentParser,
+                     args: argparse.Namespace) -> Tuple[int, int]:
+    """Validate the model arguments; return the input (H, W)."""
+    if bool(args.config) == bool(args.arch):
+        parser.error('give either a config file or --arch')
+    if args.config and not osp.isfile(args.config):
+        parser.error(f'config file not found: {args.config}')
+    if args.checkpoint and '://' not in args.checkpoint and not osp.isfile(
+            args.checkpoint):
+        parser.error(f'checkpoint not found: {args.checkpoint}')
+    if len(args.shape) not in (1, 2) or min(args.shape) < 32:
+        parser.error('--shape takes one or two sizes of at least 32')
+    return tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
+
+
+class Logits(nn.Module):
+    """A classifier as a plain ``image -> logits`` module."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x, mode='tensor')
+
+
+class StageMaps(nn.Module):
+    """A backbone as ``image -> (stage maps)``."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(self.backbone(x))
+
+
+def output_names(model: nn.Module) -> List[str]:
+    if isinstance(model, StageMaps):
+        return [f'stage{i}' for i in model.backbone.out_indices]
+    return ['logits']
+
+
+def _classifier_cfg(arch: str) -> dict:
+    from mvig2_mm.models import MobileViGv2
+    channels = MobileViGv2.arch_settings[arch]['channels'][-1]
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileViGv2', arch=arch),
+        head=dict(type='MobileViGv2Head', num_classes=1000,
+                  in_channels=channels, emb_dims=768 if arch == 'b' else 512))
+
+
+def _load(model: nn.Module, checkpoint: str) -> None:
+    from mvig2_mm.models.utils.checkpoint_converter import \
+        convert_reference_state_dict
+    from mvig2_mm.models.utils.checkpoint_loading import (
+        check_state_dict, load_checkpoint_file, select_state_dict)
+    state_dict = convert_reference_state_dict(
+        select_state_dict(load_checkpoint_file(checkpoint)))
+    check_state_dict(model, state_dict, repr(checkpoint))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """``switch_to_deploy()`` every module that has one (in place)."""
+    for module in list(model.modules()):
+        if hasattr(module, 'switch_to_deploy') and not getattr(
+                module, 'deploy', False):
+            module.switch_to_deploy()
+    return model
+
+
+def build_export_model(config: Optional[str] = None,
+                       arch: Optional[str] = None,
+                       checkpoint: Optional[str] = None,
+                       backbone_only: bool = False) -> nn.Module:
+    """The deploy-form network to export, in eval mode on the CPU.
+
+    Returns:
+        nn.Module: :class:`Logits` of a classifier, or :class:`StageMaps` of
+        the backbone (``backbone_only``, and any config that is not a
+        classifier's must say so).
+    """
+    import mvig2_mm  # noqa: F401  (registers the modules)
+    from mmengine.registry import init_default_scope
+    if config is not None:
+        from mmengine.config import Config
+        cfg = Config.fromfile(config)
+        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+        model_cfg = cfg.model.copy()
+        if 'teacher' in model_cfg:
+            model_cfg.teacher = None  # a distillation teacher only trains
+        if model_cfg.get('backbone', {}).get('init_cfg'):
+            model_cfg.backbone.init_cfg = None  # weights: --checkpoint
+    else:
+        init_default_scope('mmpretrain')
+        model_cfg = (dict(type='MobileViGv2', arch=arch) if backbone_only
+                     else _classifier_cfg(arch))
+    from mmengine.registry import MODELS
+    from mmpretrain.models.classifiers import BaseClassifier
+    model = MODELS.build(model_cfg)
+    if backbone_only:
+        model = getattr(model, 'backbone', model)
+        if checkpoint:  # any layout holding a MobileViGv2 backbone
+            from mvig2_mm.models.utils.checkpoint_loading import \
+                load_pretrained
+            load_pretrained(model, checkpoint)
+        return StageMaps(deploy(model.eval())).eval()
+    if not isinstance(model, BaseClassifier):
+        raise ValueError(f'{osp.basename(config)} builds a '
+                         f'{type(model).__name__}, not a classifier: export '
+                         f'its backbone with --backbone-only')
+    if checkpoint:
+        _load(model, checkpoint)
+    return Logits(deploy(model.eval())).eval()

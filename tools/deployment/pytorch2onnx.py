@@ -1,0 +1,160 @@
+"""Export MobileViGv2 (classifier or backbone, deploy form) to ONNX.
+
+    python tools/deployment/pytorch2onnx.py configs/classification/mvig2_m_in1k.py \\
+        --checkpoint work_dirs/mvig2_m_in1k/epoch_300.pth --out mvig2_m.onnx --verify
+    python tools/deployment/pytorch2onnx.py --arch m --checkpoint mobilevigv2_m.pth \\
+        --backbone-only --dynamic --out mvig2_m_backbone.onnx --verify
+
+The model is converted to its deploy form first (norms, layer scales and the
+positional encoding folded into convolutions; the two classifiers merged).
+A classifier gives ``logits`` (N, 1000); a backbone (``--backbone-only``,
+also from a detection or segmentation config) gives ``stage0`` ..
+``stage3``. ``--dynamic`` makes batch, height and width dynamic: the graph's
+hop-K shifts are slices that skip an axis whose size is <= K, as the
+reference does, so the file is right for every input size (from 32 px), not
+only the example's. ``--verify`` runs the file with onnxruntime on the
+example size and, with ``--dynamic``, on other sizes (including ones where
+K >= a stage's size) and checks the outputs against PyTorch (equal to 1e-4,
+relative to an output's largest magnitude when that is above 1). Uses the TorchScript-based exporter (``dynamo=False``), which needs
+only ``onnx``; onnxruntime is needed for ``--verify``
+(``pip install -e .[deploy]``).
+"""
+import argparse
+import inspect
+import os
+import os.path as osp
+import sys
+import warnings
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+try:
+    from tools.deployment.export_model import (add_model_args,
+                                               build_export_model,
+                                               check_model_args, output_names)
+except ImportError:  # run as a script: this folder is on sys.path
+    from export_model import (add_model_args, build_export_model,
+                              check_model_args, output_names)
+
+# Extra sizes checked by --verify --dynamic: batch 2; a stage-1 map of 8x8
+# with K=8 (no shift along either axis); 5x9 (K > height); odd sizes.
+DYNAMIC_CHECKS = ((2, 64, 64), (1, 40, 72), (1, 97, 131), (1, 256, 192))
+TOLERANCE = 1e-4
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
+    add_model_args(parser)
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='dynamic batch, height and width')
+    parser.add_argument('--opset', type=int, default=17,
+                        help='ONNX opset. Defaults to 17.')
+    parser.add_argument('--verify', action='store_true',
+                        help='check the file with onnxruntime against PyTorch')
+    args = parser.parse_args(argv)
+    args.shape = check_model_args(parser, args)
+    return args
+
+
+def export(model: nn.Module, shape: Tuple[int, int], path: str,
+           dynamic: bool = False, opset: int = 17) -> List[str]:
+    """Write ``model`` (image -> tensor(s)) to ``path``; return the output
+    names."""
+    import onnx  # noqa: F401  (needed by the exporter; a clear error early)
+    names = output_names(model)
+    axes = {0: 'batch', 2: 'height', 3: 'width'}
+    dynamic_axes = None
+    if dynamic:
+        dynamic_axes = {'input': axes}
+        for name in names:
+            dynamic_axes[name] = {0: 'batch'} if name == 'logits' else {
+                0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
+    kwargs = {}
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        kwargs['dynamo'] = False  # the TorchScript exporter: no onnxscript
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        torch.onnx.export(
+            model, (torch.randn(1, 3, *shape), ), path, input_names=['input'],
+            output_names=names, dynamic_axes=dynamic_axes,
+            opset_version=opset, do_constant_folding=True, **kwargs)
+    return names
+
+
+def verify(model: nn.Module, path: str,
+           sizes: Sequence[Tuple[int, int, int]]) -> List[Tuple[tuple, float]]:
+    """Run ``path`` with onnxruntime and ``model`` with PyTorch on random
+    inputs of each (N, H, W). The difference of an output is its largest
+    absolute difference, divided by its largest magnitude when that is above
+    1. Returns (input shape, largest difference); raises ``AssertionError``
+    where an output differs by more than 1e-4."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    report = []
+    generator = torch.Generator().manual_seed(0)
+    for batch, height, width in sizes:
+        x = torch.randn(batch, 3, height, width, generator=generator)
+        with torch.no_grad():
+            expected = model(x)
+        if isinstance(expected, torch.Tensor):
+            expected = (expected, )
+        outputs = session.run(None, {'input': x.numpy()})
+        worst = 0.
+        for name, out, exp in zip(session.get_outputs(), outputs, expected):
+            exp = exp.numpy()
+            if out.shape != exp.shape:
+                raise AssertionError(
+                    f'input {tuple(x.shape)}: ONNX {name.name} has shape '
+                    f'{out.shape}, PyTorch {exp.shape}')
+            scale = max(1., float(np.abs(exp).max()))
+            diff = float(np.abs(out - exp).max()) / scale
+            worst = max(worst, diff)
+            if diff > TOLERANCE:
+                raise AssertionError(
+                    f'input {tuple(x.shape)}: ONNX and PyTorch {name.name} '
+                    f'differ by {diff:.2e} (tolerance {TOLERANCE})')
+        report.append((tuple(x.shape), worst))
+    return report
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model = build_export_model(args.config, args.arch, args.checkpoint,
+                                   args.backbone_only)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    if not args.checkpoint:
+        print('warning: no --checkpoint, exporting random weights',
+              file=sys.stderr)
+    height, width = args.shape
+    names = export(model, (height, width), args.out, args.dynamic, args.opset)
+    print(f'Wrote {args.out}: input (N, 3, H, W) -> {", ".join(names)}; '
+          + ('dynamic batch, height and width' if args.dynamic
+             else f'fixed input 1x3x{height}x{width}'))
+    if args.verify:
+        sizes = [(1, height, width)]
+        if args.dynamic:
+            sizes += list(DYNAMIC_CHECKS)
+        try:
+            report = verify(model, args.out, sizes)
+        except AssertionError as e:
+            print(f'error: verification failed: {e}', file=sys.stderr)
+            return 1
+        for shape, diff in report:
+            print(f'  onnxruntime == PyTorch for input {shape}: largest '
+                  f'difference {diff:.1e}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
