@@ -134,4 +134,8 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         # a gloo group left to the interpreter's exit aborts the process
         # ("terminate called without an active exception")
         if torch.distributed.is_initialized():
+            try:  # no rank leaves while another still talks to the group
+                torch.distributed.barrier()
+            except RuntimeError:
+                pass  # a peer is already gone: nothing left to wait for
             torch.distributed.destroy_process_group()
