@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-pytest.importorskip('onnx', reason='onnx is not installed (pip install -e .[deploy])')
+INSTALL = 'pip install -e .[deploy]'
+pytest.importorskip('onnx', reason=f'onnx is not installed ({INSTALL})')
 pytest.importorskip('onnxruntime',
-                    reason='onnxruntime is not installed (pip install -e .[deploy])')
+                    reason=f'onnxruntime is not installed ({INSTALL})')
 
 from tools.deployment.export_model import StageMaps  # noqa: E402
 from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402

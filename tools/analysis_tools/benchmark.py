@@ -46,7 +46,7 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -96,7 +96,8 @@ def parse_args(argv=None):
                         help='CUDA: float16 autocast (training steps without '
                         'loss scaling: timing only)')
     parser.add_argument('--channels-last', action='store_true',
-                        help='models and inputs in channels-last memory format')
+                        help='models and inputs in channels-last memory '
+                        'format')
     parser.add_argument('--no-baselines', action='store_true',
                         help='table 1/2 without the mmpretrain models')
     parser.add_argument('--quick', action='store_true',
@@ -422,7 +423,8 @@ def checkpoint_table(args, bench: Bench) -> None:
             change = '' if base is None else f'{100 * (peak / base - 1):+.0f}%'
             base = base or peak
             rows.append([f'MobileViGv2-{ARCH_NAMES[arch]}', str(with_cp),
-                         f'{seconds * 1e3:.0f}', f'{peak / 2**20:.0f}', change])
+                         f'{seconds * 1e3:.0f}', f'{peak / 2**20:.0f}',
+                         change])
             del model
     print_table(
         f'4. Backbone training step (batch {args.batch}, '
@@ -486,7 +488,8 @@ def main(argv=None) -> int:
     other = OtherLoad()
     print(f'Machine: {machine(args)}')
     if args.quick:
-        print('(--quick: a smoke run on tiny inputs; its numbers mean nothing)')
+        print('(--quick: a smoke run on tiny inputs; its numbers mean '
+              'nothing)')
     if {1, 2} & set(args.tables):
         classifier_tables(args, bench)
     if 3 in args.tables:

@@ -51,7 +51,8 @@ def parse_args(argv=None):
     return args
 
 
-def convert(model: nn.Module, shape: Tuple[int, int], precision: str = 'float16'):
+def convert(model: nn.Module, shape: Tuple[int, int],
+            precision: str = 'float16'):
     """Trace ``model`` at (1, 3, H, W) and convert it to a Core ML program."""
     import coremltools as ct
     example = torch.zeros(1, 3, *shape)

@@ -6,18 +6,18 @@
         --backbone-only --dynamic --out mvig2_m_backbone.onnx --verify
 
 The model is converted to its deploy form first (norms, layer scales and the
-positional encoding folded into convolutions; the two classifiers merged).
-A classifier gives ``logits`` (N, 1000); a backbone (``--backbone-only``,
-also from a detection or segmentation config) gives ``stage0`` ..
-``stage3``. ``--dynamic`` makes batch, height and width dynamic: the graph's
-hop-K shifts are slices that skip an axis whose size is <= K, as the
-reference does, so the file is right for every input size (from 32 px), not
-only the example's. ``--verify`` runs the file with onnxruntime on the
-example size and, with ``--dynamic``, on other sizes (including ones where
-K >= a stage's size) and checks the outputs against PyTorch (equal to 1e-4,
-relative to an output's largest magnitude when that is above 1). Uses the TorchScript-based exporter (``dynamo=False``), which needs
-only ``onnx``; onnxruntime is needed for ``--verify``
-(``pip install -e .[deploy]``).
+positional encoding folded into convolutions; the two classifiers merged). A
+classifier gives ``logits`` (N, 1000); a backbone (``--backbone-only``, also
+from a detection or segmentation config) gives ``stage0`` .. ``stage3``.
+``--dynamic`` makes batch, height and width dynamic: the graph's hop-K
+shifts are slices that skip an axis whose size is <= K, as the reference
+does, so the file is right for every input size (from 32 px), not only the
+example's. ``--verify`` runs the file with onnxruntime on the example size
+and, with ``--dynamic``, on other sizes (including ones where K >= a stage's
+size) and checks the outputs against PyTorch (equal to 1e-4, relative to an
+output's largest magnitude when that is above 1). Uses the TorchScript-based
+exporter (``dynamo=False``), which needs only ``onnx``; onnxruntime is
+needed for ``--verify`` (``pip install -e .[deploy]``).
 """
 import argparse
 import inspect
