@@ -105,3 +105,30 @@ def test_packed_weights_follow_weight_changes_and_copies():
     with torch.no_grad():
         plain = ConvModule.forward(twin, x)
         torch.testing.assert_close(twin(x), plain)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
+                    reason='this torch has no oneDNN')
+@pytest.mark.parametrize('built_under', ['no_grad', 'inference_mode'])
+def test_deploy_form_runs_fused_kernels(built_under):
+    """The fused kernels really run (no silent fallback), also for a model
+    converted under ``torch.inference_mode`` (its weights are inference
+    tensors, which have no version counter)."""
+    from mvig2_mm.models.utils import fusion
+    model = MobileViGv2('ti', out_indices=(3, )).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)[0]
+    mode = (torch.inference_mode if built_under == 'inference_mode'
+            else torch.no_grad)
+    with mode():
+        model.switch_to_deploy()
+    with warnings.catch_warnings(), mode():
+        warnings.simplefilter('error')  # a fallback warns: fail on it
+        out = model(x)[0]
+    assert fusion._fused_kernels_work
+    convs = [m for m in model.modules() if isinstance(m, FusedConvModule)]
+    assert convs and all(m.__dict__.get('_kernel', (0, None))[1] is not None
+                         for m in convs)
+    torch.testing.assert_close(out, expected, rtol=1e-4,
+                               atol=1e-4 * expected.abs().max().item())

@@ -24,19 +24,21 @@ Tables, all measured in one run:
 4. Backbone training step time and peak memory without and with
    ``with_cp`` (gradient checkpointing), batch 16 at 224x224.
 
-Method: ``--warmup`` untimed runs, then ``--repeats`` timed runs; the median
-is reported. Inference runs under ``torch.inference_mode()``. A training step
-is forward, loss (the mean of the outputs for a backbone, the detector's
+Method: ``--warmup`` untimed runs, then ``--repeats`` timed runs; the median is
+reported. The training and deploy forms of a classifier are timed interleaved
+(one run of each in turn), so that load from elsewhere on a shared machine
+slows both alike. Inference runs under ``torch.inference_mode()``. A training
+step is forward, loss (the mean of the outputs for a backbone, the detector's
 losses for Mask R-CNN), backward and an AdamW update. MACs are counted by
 mmengine's ``FlopAnalyzer`` as ``get_flops.py`` does (convolutions, matmuls,
-norms; not the elementwise graph ops). Peak memory is that of the tensors
-alive during one training step above those alive before it (parameters,
-optimizer state, input), gradients included: on CUDA from
-``torch.cuda.max_memory_allocated``, on CPU from the allocation and free
-events of PyTorch's CPU allocator recorded by ``torch.profiler``
+norms; not the elementwise graph ops). Peak memory is that of the tensors alive
+during one training step above those alive before it (parameters, optimizer
+state, input), gradients included: on CUDA from
+``torch.cuda.max_memory_allocated``, on CPU from the allocation and free events
+of PyTorch's CPU allocator recorded by ``torch.profiler``
 (``profile_memory=True``), replayed in time order. It leaves out memory that
-does not go through PyTorch's allocator (oneDNN scratch space, Python
-objects) and the allocator's own slack, so it is below the process's RSS.
+does not go through PyTorch's allocator (oneDNN scratch space, Python objects)
+and the allocator's own slack, so it is below the process's RSS.
 """
 import argparse
 import datetime
@@ -163,11 +165,31 @@ class Bench:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    def infer(self, model: nn.Module, x: torch.Tensor) -> float:
-        def run():
-            with torch.inference_mode(), self.autocast():
-                model(x)
-        return self.time(run)
+    def time_interleaved(self, fns: List[Callable[[], object]]) -> List[float]:
+        """Median seconds of each of ``fns``, their timed runs taken in turn
+        (one of each, then again), so that a change of load on a shared
+        machine slows all of them alike and their ratios hold."""
+        for _ in range(self.warmup):
+            for fn in fns:
+                fn()
+        self.sync()
+        times: List[List[float]] = [[] for _ in fns]
+        for _ in range(self.repeats):
+            for fn, fn_times in zip(fns, times):
+                start = time.perf_counter()
+                fn()
+                self.sync()
+                fn_times.append(time.perf_counter() - start)
+        return [statistics.median(t) for t in times]
+
+    def infer(self, models: List[nn.Module], x: torch.Tensor) -> List[float]:
+        """Median inference seconds of each model on ``x``, interleaved."""
+        def runner(model):
+            def run():
+                with torch.inference_mode(), self.autocast():
+                    model(x)
+            return run
+        return self.time_interleaved([runner(model) for model in models])
 
     def train_step(self, model: nn.Module,
                    loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
@@ -281,14 +303,19 @@ def print_table(title: str, header: List[str], rows: List[List[str]]) -> None:
 def classifier_tables(args, bench: Bench) -> None:
     shape = (args.size, args.size)
     results = []
-    for name, form, build in classifiers(args):
-        model = build().eval()
-        params, macs = count(model, shape)  # on CPU, before moving
-        model = bench.prepare(model)
-        latency = bench.infer(model, bench.input(1, shape))
-        batch_time = bench.infer(model, bench.input(args.batch, shape))
-        results.append((name, form, params, macs, latency, batch_time))
-        del model
+    rows = classifiers(args)
+    for name in dict.fromkeys(row[0] for row in rows):  # in order
+        # the forms of one model are timed interleaved: their ratio holds
+        forms = [(form, build().eval()) for row_name, form, build in rows
+                 if row_name == name]
+        counts = [count(model, shape) for _, model in forms]  # on CPU
+        models = [bench.prepare(model) for _, model in forms]
+        latencies = bench.infer(models, bench.input(1, shape))
+        batch_times = bench.infer(models, bench.input(args.batch, shape))
+        for (form, _), (params, macs), latency, batch_time in zip(
+                forms, counts, latencies, batch_times):
+            results.append((name, form, params, macs, latency, batch_time))
+        del forms, models
     size = f'{shape[0]}x{shape[1]}'
     if 1 in args.tables:
         print_table(

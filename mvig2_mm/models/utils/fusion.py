@@ -19,22 +19,36 @@ _POST_OPS = {
     (nn.ReLU, None): ('relu', None),
 }
 _fused_kernels_work = True  # set to False if this torch's op misbehaves
+_is_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)
 
 
 def _exporting() -> bool:
-    is_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)
+    """Tracing, scripting or compiling: both ONNX exporters are covered (the
+    TorchScript-based one traces, the dynamo-based one runs torch.export,
+    which sets the compiling flag)."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.onnx.is_in_onnx_export() or is_compiling())
+            or _is_compiling())
 
 
 def use_fused_kernels(x: torch.Tensor) -> bool:
     """Whether :class:`FusedConvModule` runs ``x`` on oneDNN's fused
     convolutions: float32 CPU inference (no gradients), oneDNN enabled, not
     while tracing, exporting or compiling."""
-    return (_CONV_POINTWISE is not None and _fused_kernels_work
-            and torch.backends.mkldnn.enabled and x.device.type == 'cpu'
-            and x.dtype == torch.float32 and x.dim() == 4
-            and not torch.is_grad_enabled() and not _exporting())
+    # cheapest tests first: this runs before every convolution
+    return (_fused_kernels_work and not torch.is_grad_enabled()
+            and x.is_cpu and x.dtype == torch.float32
+            and x.dim() == 4 and _CONV_POINTWISE is not None
+            and torch.backends.mkldnn.enabled and not _exporting())
+
+
+def _tensor_key(tensor: Optional[torch.Tensor]) -> tuple:
+    """Changes whenever ``tensor`` is replaced or modified in place."""
+    if tensor is None:
+        return ()
+    # inference tensors (made under torch.inference_mode) have no version
+    # counter; they cannot be modified outside inference mode
+    version = None if tensor.is_inference() else tensor._version
+    return tensor.data_ptr(), version
 
 
 class FusedConvModule(ConvModule):
@@ -54,7 +68,7 @@ class FusedConvModule(ConvModule):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.pop('_packed', None)  # opaque oneDNN tensor: not copyable
+        state.pop('_kernel', None)  # opaque oneDNN tensor: not copyable
         return state
 
     def _post_op(self) -> Optional[Tuple[str, Optional[str]]]:
@@ -64,37 +78,48 @@ class FusedConvModule(ConvModule):
         act = self.activate
         return _POST_OPS.get((type(act), getattr(act, 'approximate', None)))
 
-    def _fusable(self, x: torch.Tensor) -> bool:
-        return (not self.with_norm and not self.with_explicit_padding
-                and self.order[0] == 'conv' and use_fused_kernels(x)
-                and self._post_op() is not None)
+    def _kernel_args(self, x: torch.Tensor) -> Optional[tuple]:
+        """The fused kernel's arguments but the input: (packed weight, bias,
+        padding, stride, dilation, groups, post-op, its algorithm), or None
+        if this module has no fused form.
 
-    def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
-        """The weight in oneDNN's blocked layout, chosen for the first
-        input's shape (it serves inputs of any shape)."""
-        conv, weight = self.conv, self.conv.weight
-        key = (weight.data_ptr(), weight._version)
-        packed = self.__dict__.get('_packed')
-        if packed is None or packed[0] != key:
-            packed = (key, torch._C._nn.mkldnn_reorder_conv2d_weight(
+        Worked out once, and again only when the weight or bias changes: the
+        conv itself runs at kernel speed, so Python time per call matters
+        (hence the direct ``_modules``/``_parameters`` lookups). The weight
+        is packed for the first input's shape; it serves any shape.
+        """
+        params = self._modules['conv']._parameters
+        weight, bias = params['weight'], params['bias']
+        key = (_tensor_key(weight), _tensor_key(bias))
+        cached = self.__dict__.get('_kernel')
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        conv, args, post_op = self.conv, None, self._post_op()
+        if (not self.with_norm and not self.with_explicit_padding
+                and self.order[0] == 'conv' and post_op is not None):
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
                 weight.detach().to_mkldnn(), list(conv.padding),
                 list(conv.stride), list(conv.dilation), conv.groups,
-                list(x.shape)))
-            self.__dict__['_packed'] = packed
-        return packed[1]
+                list(x.shape))
+            args = (packed, bias, list(conv.padding), list(conv.stride),
+                    list(conv.dilation), conv.groups, *post_op)
+        self.__dict__['_kernel'] = (key, args)
+        return args
 
     def _fused(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None
                ) -> Optional[torch.Tensor]:
         """The fused kernel's result, or None where it cannot run."""
         global _fused_kernels_work
-        conv = self.conv
         try:
-            args = (self._packed_weight(x), conv.bias, list(conv.padding),
-                    list(conv.stride), list(conv.dilation), conv.groups)
+            args = self._kernel_args(x)
+            if args is None:
+                return None
             if residual is None:
-                attr, algorithm = self._post_op()
-                return _CONV_POINTWISE(x, *args, attr, [], algorithm)
-            return _CONV_POINTWISE.binary(x, residual, *args, 'add', None,
+                packed, bias, padding, stride, dilation, groups, attr, \
+                    algorithm = args
+                return _CONV_POINTWISE(x, packed, bias, padding, stride,
+                                       dilation, groups, attr, [], algorithm)
+            return _CONV_POINTWISE.binary(x, residual, *args[:6], 'add', None,
                                           None, [], None)
         except (RuntimeError, TypeError) as e:  # e.g. another op signature
             _fused_kernels_work = False
@@ -104,7 +129,7 @@ class FusedConvModule(ConvModule):
 
     def forward(self, x: torch.Tensor, activate: bool = True,
                 norm: bool = True) -> torch.Tensor:
-        if activate and self._fusable(x):
+        if activate and use_fused_kernels(x):
             out = self._fused(x)
             if out is not None:
                 return out
@@ -113,7 +138,7 @@ class FusedConvModule(ConvModule):
     def forward_add(self, x: torch.Tensor,
                     residual: torch.Tensor) -> torch.Tensor:
         """``residual + self(x)``, in one pass when fused (no activation)."""
-        if not self.with_activation and self._fusable(x):
+        if not self.with_activation and use_fused_kernels(x):
             out = self._fused(x, residual)
             if out is not None:
                 return out
