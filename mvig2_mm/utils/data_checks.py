@@ -298,6 +298,7 @@ def _check_label_maps(dataset_cfg, cls, cfg, ann_path: str,
     seg_dir = folders.get('seg_map_path')
     if not seg_dir:
         return
+
     def get(key, fallback):  # the config's value, else the class default
         return dataset_cfg.get(key, _default(cls, key, fallback))
 

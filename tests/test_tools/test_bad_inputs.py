@@ -19,6 +19,7 @@ from mvig2_mm.utils.data_checks import (DataCheckError, check_data,
 from tool_helpers import (CONFIGS, assert_one_line_error, data_options,
                           run_tool)
 
+
 @pytest.fixture
 def coco(coco_root, tmp_path):
     """A copy of the synthetic COCO set, to break."""

@@ -44,5 +44,3 @@ def assert_one_line_error(proc, expected: str) -> str:
     assert expected in last, proc.stderr[-3000:]
     assert last.startswith('tools/'), last
     return last
-
-

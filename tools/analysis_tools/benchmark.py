@@ -257,24 +257,16 @@ def mobilevigv2_classifier(arch: str) -> nn.Module:
                   in_channels=channels, emb_dims=768 if arch == 'b' else 512)))
 
 
-def deploy(model: nn.Module) -> nn.Module:
-    """The inference form: ``switch_to_deploy()`` of every module having
-    one (MobileViGv2 backbone and head, MobileOne)."""
-    for module in list(model.modules()):
-        if hasattr(module, 'switch_to_deploy') and not getattr(
-                module, 'deploy', False):
-            module.switch_to_deploy()
-    return model
-
-
 def classifiers(args) -> List[Tuple[str, str, Callable[[], nn.Module]]]:
     """(model, form, builder) for tables 1 and 2."""
+    from mvig2_mm.models.utils import switch_to_deploy
     rows = []
     for arch in args.archs:
         name = f'MobileViGv2-{ARCH_NAMES[arch]}'
         rows.append((name, 'train', lambda a=arch: mobilevigv2_classifier(a)))
         rows.append((name, 'deploy',
-                     lambda a=arch: deploy(mobilevigv2_classifier(a).eval())))
+                     lambda a=arch: switch_to_deploy(
+                         mobilevigv2_classifier(a).eval())))
     if args.no_baselines:
         return rows
     from mmpretrain import get_model
@@ -285,8 +277,9 @@ def classifiers(args) -> List[Tuple[str, str, Callable[[], nn.Module]]]:
         rows.append((name, 'train', lambda m=model_name: get_model(
             m, pretrained=False)))
         if has_deploy:
-            rows.append((name, 'deploy', lambda m=model_name: deploy(
-                get_model(m, pretrained=False).eval())))
+            rows.append((name, 'deploy',
+                         lambda m=model_name: switch_to_deploy(
+                             get_model(m, pretrained=False).eval())))
     return rows
 
 

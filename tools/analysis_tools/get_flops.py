@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
     models = (arch_models(args.arch, args.num_classes) if args.arch
               else config_models(args.config))
-    print(f'| model | input | params (M) | MACs (G) |\n|---|---|---|---|')
+    print('| model | input | params (M) | MACs (G) |\n|---|---|---|---|')
     for name, model in models:
         params, macs = count(model, shape)
         print(f'| {name} | {shape[0]}x{shape[1]} | {params / 1e6:.2f} | '

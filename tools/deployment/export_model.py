@@ -7,6 +7,7 @@ encoding folded into convolutions; both classifiers merged).
 """
 import argparse
 import os.path as osp
+import sys
 from typing import List, Optional, Tuple
 
 import torch
@@ -99,15 +100,6 @@ def _load(model: nn.Module, checkpoint: str) -> None:
     model.load_state_dict(state_dict, strict=True)
 
 
-def deploy(model: nn.Module) -> nn.Module:
-    """``switch_to_deploy()`` every module that has one (in place)."""
-    for module in list(model.modules()):
-        if hasattr(module, 'switch_to_deploy') and not getattr(
-                module, 'deploy', False):
-            module.switch_to_deploy()
-    return model
-
-
 def build_export_model(config: Optional[str] = None,
                        arch: Optional[str] = None,
                        checkpoint: Optional[str] = None,
@@ -120,6 +112,7 @@ def build_export_model(config: Optional[str] = None,
         classifier's must say so).
     """
     import mvig2_mm  # noqa: F401  (registers the modules)
+    from mvig2_mm.models.utils import switch_to_deploy
     from mmengine.registry import init_default_scope
     if config is not None:
         from mmengine.config import Config
@@ -143,11 +136,28 @@ def build_export_model(config: Optional[str] = None,
             from mvig2_mm.models.utils.checkpoint_loading import \
                 load_pretrained
             load_pretrained(model, checkpoint)
-        return StageMaps(deploy(model.eval())).eval()
+        return StageMaps(switch_to_deploy(model.eval())).eval()
     if not isinstance(model, BaseClassifier):
         raise ValueError(f'{osp.basename(config)} builds a '
                          f'{type(model).__name__}, not a classifier: export '
                          f'its backbone with --backbone-only')
     if checkpoint:
         _load(model, checkpoint)
-    return Logits(deploy(model.eval())).eval()
+    return Logits(switch_to_deploy(model.eval())).eval()
+
+
+def model_from_args(args: argparse.Namespace,
+                    verb: str) -> Optional[nn.Module]:
+    """:func:`build_export_model` from the parsed model arguments, for a
+    tool's ``main``: on bad input prints a one-line error and returns None;
+    warns when no checkpoint gives the weights."""
+    try:
+        model = build_export_model(args.config, args.arch, args.checkpoint,
+                                   args.backbone_only)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return None
+    if not args.checkpoint:
+        print(f'warning: no --checkpoint, {verb} random weights',
+              file=sys.stderr)
+    return model

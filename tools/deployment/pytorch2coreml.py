@@ -26,11 +26,11 @@ import torch.nn as nn
 
 try:
     from tools.deployment.export_model import (add_model_args,
-                                               build_export_model,
-                                               check_model_args, output_names)
+                                               check_model_args,
+                                               model_from_args, output_names)
 except ImportError:  # run as a script: this folder is on sys.path
-    from export_model import (add_model_args, build_export_model,
-                              check_model_args, output_names)
+    from export_model import (add_model_args, check_model_args,
+                              model_from_args, output_names)
 
 
 def parse_args(argv=None):
@@ -100,15 +100,9 @@ def main(argv=None) -> int:
         print('error: coremltools is not installed (pip install -e .[deploy])',
               file=sys.stderr)
         return 1
-    try:
-        model = build_export_model(args.config, args.arch, args.checkpoint,
-                                   args.backbone_only)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    model = model_from_args(args, 'converting')
+    if model is None:
         return 1
-    if not args.checkpoint:
-        print('warning: no --checkpoint, converting random weights',
-              file=sys.stderr)
     mlmodel = convert(model, args.shape, args.precision)
     try:
         check(mlmodel, model, args.shape)

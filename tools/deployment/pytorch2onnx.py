@@ -33,11 +33,11 @@ import torch.nn as nn
 
 try:
     from tools.deployment.export_model import (add_model_args,
-                                               build_export_model,
-                                               check_model_args, output_names)
+                                               check_model_args,
+                                               model_from_args, output_names)
 except ImportError:  # run as a script: this folder is on sys.path
-    from export_model import (add_model_args, build_export_model,
-                              check_model_args, output_names)
+    from export_model import (add_model_args, check_model_args,
+                              model_from_args, output_names)
 
 # Extra sizes checked by --verify --dynamic: batch 2; a stage-1 map of 8x8
 # with K=8 (no shift along either axis); 5x9 (K > height); odd sizes.
@@ -127,15 +127,9 @@ def verify(model: nn.Module, path: str,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        model = build_export_model(args.config, args.arch, args.checkpoint,
-                                   args.backbone_only)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    model = model_from_args(args, 'exporting')
+    if model is None:
         return 1
-    if not args.checkpoint:
-        print('warning: no --checkpoint, exporting random weights',
-              file=sys.stderr)
     height, width = args.shape
     names = export(model, (height, width), args.out, args.dynamic, args.opset)
     print(f'Wrote {args.out}: input (N, 3, H, W) -> {", ".join(names)}; '

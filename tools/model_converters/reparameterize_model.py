@@ -20,6 +20,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mvig2_mm  # noqa: F401  (registers the modules, allow-lists classes)
+from mvig2_mm.models.utils import switch_to_deploy
 from mvig2_mm.models.utils.checkpoint_converter import \
     convert_reference_state_dict
 from mvig2_mm.models.utils.checkpoint_loading import (load_checkpoint_file,
@@ -46,15 +47,6 @@ def build_model(config: Config) -> torch.nn.Module:
     return MODELS.build(model_cfg).eval()
 
 
-def reparameterize(model: torch.nn.Module) -> torch.nn.Module:
-    """Call ``switch_to_deploy()`` on every module that has it (in place)."""
-    for module in list(model.modules()):
-        if hasattr(module, 'switch_to_deploy') and not getattr(
-                module, 'deploy', False):
-            module.switch_to_deploy()
-    return model
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     config = Config.fromfile(args.config)
@@ -74,7 +66,7 @@ def main(argv=None) -> int:
               f'{args.config} (is it already in deploy form?): {e}',
               file=sys.stderr)
         return 1
-    reparameterize(model)
+    switch_to_deploy(model)
 
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     meta = dict(content.get('meta') or {}) if isinstance(content, dict) else {}

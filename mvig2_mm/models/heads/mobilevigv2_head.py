@@ -1,5 +1,5 @@
 """The MobileViGv2 classifier head (mmpretrain)."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn

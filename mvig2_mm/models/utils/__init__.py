@@ -1,10 +1,11 @@
 from .checkpoint_converter import convert_reference_state_dict, is_reference_layout
 from .checkpoint_loading import CheckpointMismatchError, load_pretrained
 from .fusion import (FusedConvModule, fuse_conv_bn_weights, fuse_conv_module,
-                     use_fused_kernels)
+                     switch_to_deploy, use_fused_kernels)
 
 __all__ = [
     'convert_reference_state_dict', 'is_reference_layout',
     'CheckpointMismatchError', 'load_pretrained', 'fuse_conv_bn_weights',
-    'fuse_conv_module', 'FusedConvModule', 'use_fused_kernels'
+    'fuse_conv_module', 'FusedConvModule', 'switch_to_deploy',
+    'use_fused_kernels'
 ]

@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_converter import convert_reference_state_dict, is_reference_layout
+from .checkpoint_converter import convert_reference_state_dict
 
 
 class CheckpointMismatchError(ValueError):

@@ -191,3 +191,18 @@ def fuse_conv_module(module: ConvModule) -> ConvModule:
     fused.conv.weight.copy_(weight)
     fused.conv.bias.copy_(bias)
     return fused.to(conv.weight.device)
+
+
+def switch_to_deploy(model: nn.Module) -> nn.Module:
+    """Convert ``model`` to its inference form in place: call
+    ``switch_to_deploy()`` on every submodule that has one and is not
+    deployed yet (MobileViGv2 backbone and head, MobileOne, RepVGG, ...).
+
+    Returns:
+        nn.Module: ``model`` itself.
+    """
+    for module in list(model.modules()):
+        if hasattr(module, 'switch_to_deploy') and not getattr(
+                module, 'deploy', False):
+            module.switch_to_deploy()
+    return model

@@ -7,8 +7,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mvig2_mm.models import MobileViGv2
 from mvig2_mm.models.backbones.mobilevigv2 import (MGCBlock, InvertedResidual,
                                                    max_relative_features)
-from mvig2_mm.models.utils import (CheckpointMismatchError,
-                                   convert_reference_state_dict)
+from mvig2_mm.models.utils import convert_reference_state_dict
 
 
 def backbone_state_dict(reference, variant):
