@@ -132,3 +132,27 @@ def test_deploy_form_runs_fused_kernels(built_under):
                          for m in convs)
     torch.testing.assert_close(out, expected, rtol=1e-4,
                                atol=1e-4 * expected.abs().max().item())
+
+
+def test_switch_to_deploy_converts_a_whole_classifier():
+    from mmpretrain.registry import MODELS
+
+    from mvig2_mm.models.utils import switch_to_deploy
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileViGv2', arch='ti',
+                      layer_scale_init_value=0.5),
+        head=dict(type='MobileViGv2Head', num_classes=10, in_channels=256,
+                  emb_dims=64))).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x, mode='tensor')
+        assert switch_to_deploy(model) is model
+        assert model.backbone.deploy and model.head.deploy
+        switch_to_deploy(model)  # a second call changes nothing
+        out = model(x, mode='tensor')
+    assert not any('bn' in key or 'layer_scale' in key or 'fc_dist' in key
+                   for key in model.state_dict())
+    torch.testing.assert_close(out, expected, rtol=1e-4,
+                               atol=1e-4 * expected.abs().max().item())
