@@ -33,8 +33,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     'tests': ['pytest>=7', 'pytest-timeout'],
-    # tools/deployment: ONNX export (+ onnxruntime for --verify), Core ML
-    'deploy': ['onnx', 'onnxruntime', 'coremltools'],
+    # tools/deployment: ONNX export (onnxscript for the torch.export-based
+    # exporter, onnxruntime for --verify), Core ML
+    'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools'],
 }
 
 setup(

@@ -64,6 +64,7 @@ def test_cli_classifier_dynamic_verify(tmp_path, capsys):
                  '--out', str(out)]) == 0
     assert out.is_file()
     printed = capsys.readouterr().out
+    assert '(TorchScript exporter)' in printed
     assert '-> logits; dynamic batch, height and width' in printed
     assert 'onnxruntime == PyTorch for input (1, 3, 40, 72)' in printed
 
@@ -114,3 +115,24 @@ def test_cli_checkpoint_that_does_not_fit(tmp_path, capsys):
     assert main(['--arch', 'ti', '--checkpoint', str(checkpoint), '--out',
                  str(tmp_path / 'x.onnx')]) == 1
     assert 'does not fit' in capsys.readouterr().err
+
+
+def test_dynamo_exporter_backbone_dynamic_round_trip(tmp_path):
+    """The torch.export-based exporter: exported at 64x64 (no stage shifts)
+    and right at sizes that shift, batch 2 and K >= a stage's size."""
+    pytest.importorskip('onnxscript',
+                        reason=f'onnxscript is not installed ({INSTALL})')
+    model = deploy_backbone()
+    path = str(tmp_path / 'backbone.onnx')
+    assert export(model, (64, 64), path, dynamic=True, dynamo=True) == [
+        'stage0', 'stage1', 'stage2', 'stage3']
+    report = verify(model, path, [(1, 64, 64), (2, 128, 96), (1, 40, 72),
+                                  (1, 97, 131), (1, 33, 33)])
+    assert all(diff <= 1e-4 for _, diff in report)
+
+
+def test_cli_dynamo_needs_a_shape_it_can_make_dynamic(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(['--arch', 'ti', '--shape', '32', '--dynamic', '--dynamo',
+              '--out', str(tmp_path / 'x.onnx')])
+    assert 'at least 33' in capsys.readouterr().err

@@ -10,14 +10,20 @@ positional encoding folded into convolutions; the two classifiers merged). A
 classifier gives ``logits`` (N, 1000); a backbone (``--backbone-only``, also
 from a detection or segmentation config) gives ``stage0`` .. ``stage3``.
 ``--dynamic`` makes batch, height and width dynamic: the graph's hop-K
-shifts are slices that skip an axis whose size is <= K, as the reference
-does, so the file is right for every input size (from 32 px), not only the
-example's. ``--verify`` runs the file with onnxruntime on the example size
-and, with ``--dynamic``, on other sizes (including ones where K >= a stage's
-size) and checks the outputs against PyTorch (equal to 1e-4, relative to an
-output's largest magnitude when that is above 1). Uses the TorchScript-based
-exporter (``dynamo=False``), which needs only ``onnx``; onnxruntime is
-needed for ``--verify`` (``pip install -e .[deploy]``).
+shifts are gathers whose indices the graph computes from each stage's size,
+leaving an axis whose size is <= K unshifted as the reference does, so the
+file is right for every input size, not only the example's. ``--verify``
+runs the file with onnxruntime on the example size and, with ``--dynamic``,
+on other sizes (including ones where K >= a stage's size) and checks the
+outputs against PyTorch (equal to 1e-4, relative to an output's largest
+magnitude when that is above 1).
+
+Exporters: by default the TorchScript-based one (``dynamo=False``; needs
+only ``onnx``; dynamic sizes from 32 px). ``--dynamo`` uses the
+``torch.export``-based one that replaces it in newer PyTorch (needs
+``onnxscript``; dynamic sizes from 33 px, since torch.export treats a size
+of 1 apart and the last stage of a 32 px input is 1x1). onnxruntime is
+needed for ``--verify``. ``pip install -e .[deploy]`` installs all of them.
 """
 import argparse
 import inspect
@@ -25,7 +31,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,6 +49,8 @@ except ImportError:  # run as a script: this folder is on sys.path
 # with K=8 (no shift along either axis); 5x9 (K > height); odd sizes.
 DYNAMIC_CHECKS = ((2, 64, 64), (1, 40, 72), (1, 97, 131), (1, 256, 192))
 TOLERANCE = 1e-4
+# smallest dynamic height/width of each exporter (see the module docstring)
+MIN_DYNAMIC_SIZE = dict(torchscript=32, dynamo=33)
 
 
 def parse_args(argv=None):
@@ -54,38 +62,72 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width')
-    parser.add_argument('--opset', type=int, default=17,
-                        help='ONNX opset. Defaults to 17.')
+    parser.add_argument('--dynamo', action='store_true',
+                        help='use the torch.export-based exporter (needs '
+                        'onnxscript) instead of the TorchScript-based one')
+    parser.add_argument('--opset', type=int,
+                        help='ONNX opset. Defaults to 17 (18 with --dynamo).')
     parser.add_argument('--verify', action='store_true',
                         help='check the file with onnxruntime against PyTorch')
     args = parser.parse_args(argv)
     args.shape = check_model_args(parser, args)
+    smallest = MIN_DYNAMIC_SIZE['dynamo' if args.dynamo else 'torchscript']
+    if args.dynamic and min(args.shape) < smallest:
+        parser.error(f'--dynamic with this exporter needs a --shape of at '
+                     f'least {smallest}')
     return args
 
 
 def export(model: nn.Module, shape: Tuple[int, int], path: str,
-           dynamic: bool = False, opset: int = 17) -> List[str]:
+           dynamic: bool = False, opset: Optional[int] = None,
+           dynamo: bool = False) -> List[str]:
     """Write ``model`` (image -> tensor(s)) to ``path``; return the output
-    names."""
+    names.
+
+    Args:
+        model (nn.Module): Image -> tensor(s), in eval mode.
+        shape (tuple[int, int]): Example input height and width.
+        path (str): The ``.onnx`` file to write.
+        dynamic (bool): Dynamic batch, height and width.
+        opset (int, optional): ONNX opset; 17, or 18 with ``dynamo``.
+        dynamo (bool): Use the ``torch.export``-based exporter (needs
+            onnxscript) instead of the TorchScript-based one.
+    """
     import onnx  # noqa: F401  (needed by the exporter; a clear error early)
+    if dynamo:
+        import onnxscript  # noqa: F401  (the same)
     names = output_names(model)
-    axes = {0: 'batch', 2: 'height', 3: 'width'}
-    dynamic_axes = None
-    if dynamic:
-        dynamic_axes = {'input': axes}
-        for name in names:
-            dynamic_axes[name] = {0: 'batch'} if name == 'logits' else {
-                0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
-    kwargs = {}
-    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
-        kwargs['dynamo'] = False  # the TorchScript exporter: no onnxscript
+    x = torch.randn(1, 3, *shape)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', category=FutureWarning)
+        if dynamo:
+            dims = None
+            if dynamic:
+                dim = torch.export.Dim
+                size = MIN_DYNAMIC_SIZE['dynamo']
+                dims = ({0: dim('batch', min=1, max=1024),
+                         2: dim('height', min=size, max=16384),
+                         3: dim('width', min=size, max=16384)}, )
+            torch.onnx.export(model, (x, ), path, input_names=['input'],
+                              output_names=names, dynamo=True,
+                              dynamic_shapes=dims, opset_version=opset or 18,
+                              verbose=False)
+            return names
+        dynamic_axes = None
+        if dynamic:
+            dynamic_axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+            for name in names:
+                dynamic_axes[name] = {0: 'batch'} if name == 'logits' else {
+                    0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
+        kwargs = {}
+        if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+            kwargs['dynamo'] = False  # the TorchScript exporter
         torch.onnx.export(
-            model, (torch.randn(1, 3, *shape), ), path, input_names=['input'],
-            output_names=names, dynamic_axes=dynamic_axes,
-            opset_version=opset, do_constant_folding=True, **kwargs)
+            model, (x, ), path, input_names=['input'], output_names=names,
+            dynamic_axes=dynamic_axes, opset_version=opset or 17,
+            do_constant_folding=True, **kwargs)
     return names
 
 
@@ -131,8 +173,16 @@ def main(argv=None) -> int:
     if model is None:
         return 1
     height, width = args.shape
-    names = export(model, (height, width), args.out, args.dynamic, args.opset)
-    print(f'Wrote {args.out}: input (N, 3, H, W) -> {", ".join(names)}; '
+    try:
+        names = export(model, (height, width), args.out, args.dynamic,
+                       args.opset, args.dynamo)
+    except ImportError as e:
+        print(f'error: {e.name or e} is not installed (pip install -e '
+              f'.[deploy])', file=sys.stderr)
+        return 1
+    exporter = 'torch.export' if args.dynamo else 'TorchScript'
+    print(f'Wrote {args.out} ({exporter} exporter): input (N, 3, H, W) -> '
+          f'{", ".join(names)}; '
           + ('dynamic batch, height and width' if args.dynamic
              else f'fixed input 1x3x{height}x{width}'))
     if args.verify:

@@ -20,8 +20,8 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.fusion import (FusedConvModule, fuse_conv_module,
-                            use_fused_kernels)
+from ..utils.fusion import (FusedConvModule, capturing_graph,
+                            fuse_conv_module, use_fused_kernels)
 
 ConfigType = Dict
 Arch = Union[str, Dict[str, list]]
@@ -44,16 +44,20 @@ def conv_module(in_channels: int, out_channels: int, kernel_size: int,
 
 def _neighbours(x: torch.Tensor, hop: int, dim: int) -> List[torch.Tensor]:
     """The nodes ``hop`` steps before and after each node along ``dim``,
-    cyclically, written as the reference's slicing: for ``0 < hop < L`` they
-    are ``torch.roll(x, hop, dim)`` and ``torch.roll(x, -hop, dim)``; for
+    cyclically, as the reference's slicing has them: for ``0 < hop < L``
+    ``torch.roll(x, hop, dim)`` and ``torch.roll(x, -hop, dim)``; for
     ``hop >= L`` both are ``x`` itself (``torch.roll`` would wrap around).
-    Slices with constant bounds keep this rule in a traced graph (ONNX) whose
-    sizes are dynamic."""
-    def part(start: Optional[int], stop: Optional[int]) -> torch.Tensor:
-        return x[(slice(None), ) * dim + (slice(start, stop), )]
 
-    return [torch.cat([part(-hop, None), part(None, -hop)], dim),
-            torch.cat([part(hop, None), part(None, hop)], dim)]
+    Written as a gather whose indices are computed from the size in the
+    graph, so that a captured graph (ONNX, ``torch.export``) keeps this rule
+    for every size without branching on (or specialising to) the one it was
+    captured at."""
+    size = x.shape[dim]
+    index = torch.arange(size, device=x.device)
+    size = torch.zeros_like(index) + size  # a tensor the graph computes
+    shift = torch.where(size > hop, hop, 0)
+    return [x.index_select(dim, torch.remainder(index - shift, size)),
+            x.index_select(dim, torch.remainder(index + shift, size))]
 
 
 def _max_shifted_(out: torch.Tensor, x: torch.Tensor, shift: int,
@@ -77,9 +81,10 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
 
     As in the reference, an axis of length ``L`` is only shifted when
     ``0 < hop < L``; otherwise its neighbours are the node itself and add
-    nothing. Eager mode skips such an axis; a traced graph (ONNX export)
-    keeps both axes and lets the slicing decide, so that it stays right for
-    any input size. Without autograd the shifted copies are never built: the
+    nothing. Eager mode skips such an axis; a captured graph (tracing,
+    ``torch.export`` or ``torch.compile``, so both ONNX exporters) keeps both
+    axes and lets the slicing decide, so that it stays right for any input
+    size without depending on it. Without autograd the shifted copies are never built: the
     maximum accumulates in one buffer, reading slices of ``x``.
 
     Args:
@@ -89,7 +94,7 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     Returns:
         Tensor: ``x_j`` of the same shape as ``x``.
     """
-    tracing = torch.jit.is_tracing()
+    tracing = capturing_graph()
     dims = [dim for dim in (2, 3)
             if hop > 0 and (tracing or hop < x.shape[dim])]
     if not dims:
@@ -97,7 +102,7 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     if tracing or (torch.is_grad_enabled() and x.requires_grad):
         neighbours: List[torch.Tensor] = []
         for dim in dims:
-            if tracing:  # slices: right for any size of the traced graph
+            if tracing:  # slices: right for any size of the graph
                 neighbours += _neighbours(x, hop, dim)
             else:  # equal here (0 < hop < L); its backward is one roll
                 neighbours += [torch.roll(x, hop, dim),

@@ -22,10 +22,11 @@ _fused_kernels_work = True  # set to False if this torch's op misbehaves
 _is_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)
 
 
-def _exporting() -> bool:
-    """Tracing, scripting or compiling: both ONNX exporters are covered (the
-    TorchScript-based one traces, the dynamo-based one runs torch.export,
-    which sets the compiling flag)."""
+def capturing_graph() -> bool:
+    """Whether the code runs to record a graph rather than to compute:
+    tracing, scripting, ``torch.compile`` or ``torch.export``. Covers both
+    ONNX exporters (the TorchScript-based one traces; the dynamo-based one
+    runs torch.export, which sets the compiling flag)."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting()
             or _is_compiling())
 
@@ -38,7 +39,7 @@ def use_fused_kernels(x: torch.Tensor) -> bool:
     return (_fused_kernels_work and not torch.is_grad_enabled()
             and x.is_cpu and x.dtype == torch.float32
             and x.dim() == 4 and _CONV_POINTWISE is not None
-            and torch.backends.mkldnn.enabled and not _exporting())
+            and torch.backends.mkldnn.enabled and not capturing_graph())
 
 
 def _tensor_key(tensor: Optional[torch.Tensor]) -> tuple:
