@@ -16,6 +16,7 @@ from mmengine.config import Config
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
+from mvig2_mm.models.utils.checkpoint_loading import backbone_form_mismatch
 from mvig2_mm.utils import launcher
 
 PROG = 'tools/test.py'
@@ -96,6 +97,9 @@ def build_config(args) -> Config:
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         fail(f'--out must be a .pkl file, got {args.out}')
     cfg = launcher.load_config(args, PROG)
+    mismatch = backbone_form_mismatch(cfg.get('model', {}), args.checkpoint)
+    if mismatch:
+        fail(mismatch)
 
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -115,6 +115,16 @@ def test_segmentation_dist_train_then_test(tmp_path, monkeypatch):
                '--work-dir', tmp_path / 'test', '--cfg-options', *options)
     assert 0 <= metric(proc.stdout, 'mIoU') <= 100
     assert 'Iter(test) [4/4]' in proc.stdout  # every validation image
+    # the deploy-form backbone (README: faster inference) scores the same
+    deployed = tmp_path / 'deploy.pth'
+    run(sys.executable, TOOLS / 'model_converters/reparameterize_model.py',
+        SEG_CONFIG, checkpoint, deployed)
+    deploy_proc = run(sys.executable, TOOLS / 'test.py', SEG_CONFIG, deployed,
+                      '--work-dir', tmp_path / 'test_deploy', '--cfg-options',
+                      *options, 'model.backbone.deploy=True')
+    for key in ('aAcc', 'mIoU', 'mAcc'):
+        assert metric(deploy_proc.stdout, key) == pytest.approx(
+            metric(proc.stdout, key), abs=0.05)
 
 
 def test_classification_reference_weights(reference, tmp_path):

@@ -282,3 +282,53 @@ def test_other_errors_are_not_described():
         is None
     assert describe_load_error(FileNotFoundError(2, 'No such file', 'a.pth')) \
         is None
+
+
+# ------------------------------------------------- training vs deploy form
+def save_det_checkpoint(path, deploy_form: bool):
+    from mmengine.registry import MODELS
+
+    from mvig2_mm.models.utils import switch_to_deploy
+    cfg = Config.fromfile(CONFIGS['det'])
+    with MODELS.switch_scope_and_registry('mmdet') as registry:
+        model = registry.build(cfg.model)
+    if deploy_form:
+        switch_to_deploy(model.eval())
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+def test_deploy_checkpoint_needs_a_deploy_backbone(coco):
+    checkpoint = save_det_checkpoint(coco / 'deploy.pth', deploy_form=True)
+    proc = run_test('det', coco, checkpoint)
+    assert_one_line_error(proc, '--cfg-options model.backbone.deploy=True')
+
+
+def test_training_checkpoint_in_a_deploy_backbone(coco):
+    checkpoint = save_det_checkpoint(coco / 'train.pth', deploy_form=False)
+    proc = run_test('det', coco, checkpoint, 'model.backbone.deploy=True')
+    assert_one_line_error(proc, 'holds the training form')
+
+
+def test_backbone_form_check_stays_out_of_the_way(tmp_path):
+    from mvig2_mm.models.utils.checkpoint_loading import \
+        backbone_form_mismatch
+    cfg = Config.fromfile(CONFIGS['det'])
+    train = save_det_checkpoint(tmp_path / 'train.pth', deploy_form=False)
+    deploy = save_det_checkpoint(tmp_path / 'deploy.pth', deploy_form=True)
+    assert backbone_form_mismatch(cfg.model, str(train)) is None
+    cfg.model.backbone.deploy = True
+    assert backbone_form_mismatch(cfg.model, str(deploy)) is None
+    # cannot tell: a URL, another backbone, a file that is no checkpoint
+    assert backbone_form_mismatch(cfg.model, 'https://x/y.pth') is None
+    (tmp_path / 'junk.pth').write_bytes(b'junk')
+    assert backbone_form_mismatch(cfg.model, str(tmp_path / 'junk.pth')) \
+        is None
+    cfg.model.backbone = dict(type='ResNet', depth=50)
+    assert backbone_form_mismatch(cfg.model, str(deploy)) is None
+    # keys of neither form (another layout): no verdict
+    torch.save(dict(state_dict={'backbone.conv.weight': torch.zeros(1)}),
+               tmp_path / 'other.pth')
+    cfg.model.backbone = dict(type='MobileViGv2', arch='ti')
+    assert backbone_form_mismatch(cfg.model, str(tmp_path / 'other.pth')) \
+        is None

@@ -1,14 +1,16 @@
-"""Convert a trained MobileViGv2 classifier to its inference (deploy) form.
+"""Convert a trained MobileViGv2 model to its inference (deploy) form.
 
     python tools/model_converters/reparameterize_model.py \
         configs/classification/mvig2_m_in1k.py \
         work_dirs/mvig2_m_in1k/epoch_300.pth \
         checkpoints/mvig2_m_in1k_deploy.pth
 
-Builds the model of CONFIG, loads CHECKPOINT strictly (an mmpretrain
-checkpoint, or a reference one, converted on the fly), calls
-``switch_to_deploy()`` on every module that has it and saves the resulting
-state dict. It loads into ``configs/classification/deploy/*_deploy.py``.
+Builds the model of CONFIG, loads CHECKPOINT strictly (an mmpretrain, mmdet
+or mmseg checkpoint of that config, or a reference classifier, converted on
+the fly), calls ``switch_to_deploy()`` on every module that has it and saves
+the resulting state dict. A classifier's loads into
+``configs/classification/deploy/*_deploy.py``; a detector's or segmentor's
+into its own config with ``--cfg-options model.backbone.deploy=True``.
 """
 import argparse
 import os

@@ -176,3 +176,42 @@ def load_pretrained(model: nn.Module, checkpoint: str,
     MMLogger.get_current_instance().info(
         f'Loaded {type(model).__name__} weights from {checkpoint}'
         + (f' (prefix {prefix!r})' if prefix else ''))
+
+
+def backbone_form_mismatch(model_cfg: Mapping,
+                           checkpoint: str) -> Optional[str]:
+    """Why a local checkpoint does not fit the form (training or deploy) of
+    the MobileViGv2 backbone that ``model_cfg`` builds, or None if it fits or
+    cannot be told (no MobileViGv2 backbone, a URL, other key names).
+
+    mmengine's Runner loads checkpoints non-strictly: a deploy-form
+    checkpoint in a training-form model (or the other way round) would only
+    log missing keys and then predict with random weights.
+    """
+    backbone = model_cfg.get('backbone') or {}
+    if backbone.get('type') != 'MobileViGv2' or not osp.isfile(checkpoint):
+        return None
+    try:  # memory-mapped: only the key names are read
+        content = torch.load(checkpoint, map_location='cpu', mmap=True)
+    except Exception:  # noqa: BLE001 (the Runner reports unreadable files)
+        return None
+    if not isinstance(content, Mapping):
+        return None
+    keys = [k for k in select_state_dict(content) if k.startswith('backbone.')]
+    training_form = any('.bn.' in k or 'layer_scale' in k for k in keys)
+    deploy_form = any('cpe.reparam_conv' in k for k in keys)
+    if training_form == deploy_form:  # neither (other names) or both
+        return None
+    name = osp.basename(checkpoint)
+    if backbone.get('deploy', False) and training_form:
+        return (f'{name} holds the training form of the MobileViGv2 backbone '
+                f'(BatchNorm, layer scales) but the config builds its deploy '
+                f'form (model.backbone.deploy=True): use the training config, '
+                f'or convert the checkpoint with '
+                f'tools/model_converters/reparameterize_model.py')
+    if not backbone.get('deploy', False) and deploy_form:
+        return (f'{name} holds the deploy form of the MobileViGv2 backbone '
+                f'(norms folded into its convolutions): add --cfg-options '
+                f'model.backbone.deploy=True (classifiers: use the config in '
+                f'configs/classification/deploy/)')
+    return None
