@@ -37,6 +37,7 @@ from mmengine.registry import DefaultScope
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
+from mvig2_mm.models.utils.checkpoint_loading import backbone_form_mismatch
 from mvig2_mm.utils.data_checks import describe_load_error
 
 PROG = 'tools/infer.py'
@@ -118,6 +119,9 @@ def load_config(args) -> Config:
     if scope not in SCOPES:
         fail(f"the config's default_scope is {scope!r}; {PROG} runs mmdet, "
              f'mmseg and mmpretrain models')
+    mismatch = backbone_form_mismatch(cfg.get('model', {}), args.checkpoint)
+    if mismatch:
+        fail(mismatch)
     return cfg
 
 

@@ -124,6 +124,8 @@ BAD_INPUT_ERRORS = {
     'empty_dir': 'no images in {tmp}/empty',
     'corrupt_image': 'cannot read image {tmp}/images/bad.png',
     'corrupt_checkpoint': 'cannot load checkpoint {tmp}/bad.pth',
+    'deploy_checkpoint': 'deploy.pth holds the deploy form of the MobileViGv2 '
+                         'backbone',
 }
 
 
@@ -140,9 +142,20 @@ def test_bad_input(broken, checkpoints, coco_root, tmp_path):
         inputs.mkdir()
     elif broken == 'corrupt_image':
         (inputs / 'bad.png').write_bytes(b'not an image')
-    else:
+    elif broken == 'corrupt_checkpoint':
         checkpoint = tmp_path / 'bad.pth'
         checkpoint.write_bytes(b'not a checkpoint')
+    else:  # a deploy-form checkpoint for the training-form config
+        from mvig2_mm.models.utils import switch_to_deploy
+        content = torch.load(checkpoint)
+        cfg = Config.fromfile(CONFIGS['det'])
+        from mmengine.registry import MODELS
+        with MODELS.switch_scope_and_registry('mmdet') as registry:
+            model = registry.build(cfg.model)
+        model.load_state_dict(content['state_dict'])
+        content['state_dict'] = switch_to_deploy(model.eval()).state_dict()
+        checkpoint = tmp_path / 'deploy.pth'
+        torch.save(content, checkpoint)
     with pytest.raises(SystemExit) as exc:
         infer([str(CONFIGS['det']), str(checkpoint), str(inputs),
                '--out-dir', str(tmp_path / 'out')])
