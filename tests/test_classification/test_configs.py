@@ -147,3 +147,13 @@ def test_reparameterize_errors(tmp_path, capsys):
                            str(tmp_path / 'out.pth')]) == 1
     assert 'does not fit' in capsys.readouterr().err
     assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('variant', ['ti', 's', 'm', 'b'])
+def test_imagenet_classifier_preset_matches_the_config(variant):
+    from mvig2_mm.models import imagenet_classifier_cfg
+    preset = imagenet_classifier_cfg(variant)
+    cfg = Config.fromfile(str(config_path(variant))).model
+    assert preset['backbone']['arch'] == cfg.backbone.arch
+    for key in ('in_channels', 'emb_dims', 'num_classes'):
+        assert preset['head'][key] == cfg.head[key]

@@ -248,13 +248,8 @@ def matmul_gflops(bench: Bench) -> float:
 def mobilevigv2_classifier(arch: str) -> nn.Module:
     from mmpretrain.registry import MODELS
 
-    from mvig2_mm.models import MobileViGv2
-    channels = MobileViGv2.arch_settings[arch]['channels'][-1]
-    return MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='MobileViGv2', arch=arch),
-        head=dict(type='MobileViGv2Head', num_classes=1000,
-                  in_channels=channels, emb_dims=768 if arch == 'b' else 512)))
+    from mvig2_mm.models import imagenet_classifier_cfg
+    return MODELS.build(imagenet_classifier_cfg(arch))
 
 
 def classifiers(args) -> List[Tuple[str, str, Callable[[], nn.Module]]]:

@@ -74,9 +74,12 @@ def arch_models(arch: str, num_classes: int):
     except ImportError:
         return models
     from mmengine.registry import DefaultScope
+
+    from mvig2_mm.models import imagenet_classifier_cfg
+    head_cfg = imagenet_classifier_cfg(arch, num_classes)['head']
+    head_cfg.pop('type')
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # for its loss
-        head = MobileViGv2Head(num_classes, backbone.channels[-1],
-                               emb_dims=768 if arch == 'b' else 512)
+        head = MobileViGv2Head(**head_cfg)
     return models + [('classifier (with dist head)', _Classifier(backbone, head))]
 
 

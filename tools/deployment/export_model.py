@@ -79,16 +79,6 @@ def output_names(model: nn.Module) -> List[str]:
     return ['logits']
 
 
-def _classifier_cfg(arch: str) -> dict:
-    from mvig2_mm.models import MobileViGv2
-    channels = MobileViGv2.arch_settings[arch]['channels'][-1]
-    return dict(
-        type='ImageClassifier',
-        backbone=dict(type='MobileViGv2', arch=arch),
-        head=dict(type='MobileViGv2Head', num_classes=1000,
-                  in_channels=channels, emb_dims=768 if arch == 'b' else 512))
-
-
 def _load(model: nn.Module, checkpoint: str) -> None:
     from mvig2_mm.models.utils.checkpoint_converter import \
         convert_reference_state_dict
@@ -125,8 +115,9 @@ def build_export_model(config: Optional[str] = None,
             model_cfg.backbone.init_cfg = None  # weights: --checkpoint
     else:
         init_default_scope('mmpretrain')
+        from mvig2_mm.models import imagenet_classifier_cfg
         model_cfg = (dict(type='MobileViGv2', arch=arch) if backbone_only
-                     else _classifier_cfg(arch))
+                     else imagenet_classifier_cfg(arch))
     from mmengine.registry import MODELS
     from mmpretrain.models.classifiers import BaseClassifier
     model = MODELS.build(model_cfg)

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights as _fuse_conv_bn
 
 # oneDNN's fused convolution (conv + bias + activation, or + a tensor, in one
 # pass): the op PyTorch's own CPU compiler (inductor) emits. Absent from
@@ -150,15 +151,10 @@ class FusedConvModule(ConvModule):
 def fuse_conv_bn_weights(conv_weight: torch.Tensor, conv_bias: torch.Tensor,
                          bn: _BatchNorm) -> tuple:
     """Return the (weight, bias) of one conv equal to ``bn(conv(x))`` in eval
-    mode."""
-    std = (bn.running_var + bn.eps).sqrt()
-    scale = bn.weight / std if bn.affine else 1 / std
-    shift = bn.bias if bn.affine else torch.zeros_like(std)
-    weight = conv_weight * scale.reshape(-1, *([1] * (conv_weight.dim() - 1)))
-    if conv_bias is None:
-        conv_bias = torch.zeros_like(bn.running_mean)
-    bias = (conv_bias - bn.running_mean) * scale + shift
-    return weight, bias
+    mode (PyTorch's own fusion, given the norm module)."""
+    weight, bias = _fuse_conv_bn(conv_weight, conv_bias, bn.running_mean,
+                                 bn.running_var, bn.eps, bn.weight, bn.bias)
+    return weight.data, bias.data
 
 
 @torch.no_grad()

@@ -1,0 +1,23 @@
+"""Configs of the reference MobileViGv2 ImageNet classifiers."""
+from ..backbones.mobilevigv2 import MobileViGv2
+
+# the head's embedding width of each variant (the reference's ``emb_dims``)
+EMBED_DIMS = dict(ti=512, s=512, m=512, b=768)
+
+
+def imagenet_classifier_cfg(arch: str, num_classes: int = 1000) -> dict:
+    """The mmpretrain ``ImageClassifier`` config of a variant's reference
+    classifier: the backbone and a :class:`MobileViGv2Head` (with its
+    distillation classifier), as ``configs/classification/mvig2_*_in1k.py``
+    build it without the distillation teacher.
+
+    Args:
+        arch (str): ``'ti'``, ``'s'``, ``'m'`` or ``'b'``.
+        num_classes (int): Classes of both classifiers. Defaults to 1000.
+    """
+    channels = MobileViGv2.parse_arch(arch)['channels'][-1]
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='MobileViGv2', arch=arch),
+        head=dict(type='MobileViGv2Head', num_classes=num_classes,
+                  in_channels=channels, emb_dims=EMBED_DIMS[arch.lower()]))
