@@ -154,27 +154,20 @@ class Bench:
     def time(self, fn: Callable[[], object], repeats: Optional[int] = None,
              warmup: Optional[int] = None) -> float:
         """Median seconds of ``fn()`` after the warm-up runs."""
-        for _ in range(self.warmup if warmup is None else warmup):
-            fn()
-        self.sync()
-        times = []
-        for _ in range(repeats or self.repeats):
-            start = time.perf_counter()
-            fn()
-            self.sync()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return self.time_interleaved([fn], repeats, warmup)[0]
 
-    def time_interleaved(self, fns: List[Callable[[], object]]) -> List[float]:
+    def time_interleaved(self, fns: List[Callable[[], object]],
+                         repeats: Optional[int] = None,
+                         warmup: Optional[int] = None) -> List[float]:
         """Median seconds of each of ``fns``, their timed runs taken in turn
         (one of each, then again), so that a change of load on a shared
         machine slows all of them alike and their ratios hold."""
-        for _ in range(self.warmup):
+        for _ in range(self.warmup if warmup is None else warmup):
             for fn in fns:
                 fn()
         self.sync()
         times: List[List[float]] = [[] for _ in fns]
-        for _ in range(self.repeats):
+        for _ in range(repeats or self.repeats):
             for fn, fn_times in zip(fns, times):
                 start = time.perf_counter()
                 fn()

@@ -94,15 +94,15 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     Returns:
         Tensor: ``x_j`` of the same shape as ``x``.
     """
-    tracing = capturing_graph()
+    capturing = capturing_graph()
     dims = [dim for dim in (2, 3)
-            if hop > 0 and (tracing or hop < x.shape[dim])]
+            if hop > 0 and (capturing or hop < x.shape[dim])]
     if not dims:
         return torch.zeros_like(x)
-    if tracing or (torch.is_grad_enabled() and x.requires_grad):
+    if capturing or (torch.is_grad_enabled() and x.requires_grad):
         neighbours: List[torch.Tensor] = []
         for dim in dims:
-            if tracing:  # slices: right for any size of the graph
+            if capturing:  # gathers: right for any size of the graph
                 neighbours += _neighbours(x, hop, dim)
             else:  # equal here (0 < hop < L); its backward is one roll
                 neighbours += [torch.roll(x, hop, dim),
