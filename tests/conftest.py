@@ -69,3 +69,83 @@ def _isolated_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(scope='session')
+def published(reference):
+    """Stand-in published files, in the layouts the authors saved them.
+
+    The backbone tensors are the reference stand-in weights (so features can
+    be compared with ``reference.expected``); every other tensor (neck,
+    heads) is initialised as the library does and then moved off its
+    initial value by a little noise, so that a part left at its initial value
+    is told apart from a loaded one while the model still predicts something.
+    """
+    import argparse
+    from collections import OrderedDict
+
+    from mmengine.config import Config
+    from mmengine.registry import DATASETS, MODELS
+
+    def backbone_keys(variant):
+        return OrderedDict(
+            (f'backbone.{k}', v) for k, v in reference.state_dict(
+                variant).items() if k.startswith(('stem.', 'backbone.')))
+
+    def perturbed(state_dict, seed):
+        g = torch.Generator().manual_seed(seed)
+        return OrderedDict(
+            (k, v + 0.01 * torch.randn(v.shape, generator=g)
+             if v.is_floating_point() else v.clone())
+            for k, v in state_dict.items())
+
+    class Published:
+
+        @staticmethod
+        def imagenet(variant, path):
+            """A timm-style ImageNet training checkpoint: live and EMA
+            weights, optimizer state, ``args`` (an argparse.Namespace)."""
+            weights = reference.state_dict(variant)
+            ema = OrderedDict((k, v + 1 if v.is_floating_point() else v)
+                              for k, v in weights.items())
+            torch.save(dict(state_dict=weights, state_dict_ema=ema,
+                            optimizer=dict(state={}, param_groups=[]),
+                            epoch=299, scaler={},
+                            args=argparse.Namespace(
+                                model=f'mobilevigv2_{variant}')), path)
+            return weights
+
+        @staticmethod
+        def whole_model(config, variant, path, library, seed=1):
+            """An mmdet 2.28 / mmseg 0.30 file of ``config``'s model (a
+            MobileViGv2 ``variant`` backbone): reference backbone keys under
+            ``backbone.``, the other modules as mmdet 3 / mmseg 1 name them
+            (unchanged since 2.x / 0.x), ``meta`` with ``CLASSES`` (and
+            mmseg's ``PALETTE``)."""
+            cfg = Config.fromfile(str(config))
+            cfg.model.backbone.init_cfg = None
+            scope = cfg.default_scope
+            with MODELS.switch_scope_and_registry(scope) as registry:
+                model = registry.build(cfg.model)
+            torch.manual_seed(seed)
+            model.init_weights()
+            others = OrderedDict((k, v) for k, v in model.state_dict().items()
+                                 if not k.startswith('backbone.'))
+            state_dict = backbone_keys(variant)
+            state_dict.update(perturbed(others, seed))
+            dataset = cfg.test_dataloader.dataset
+            with DATASETS.switch_scope_and_registry(scope) as datasets:
+                meta = dict(datasets.get(dataset.type).METAINFO)
+            meta.update(dataset.get('metainfo') or {})
+            file_meta = dict(CLASSES=tuple(meta['classes']), epoch=12,
+                             config='# the mmdet 2.x / mmseg 0.x config')
+            if library == 'mmseg':
+                file_meta.update(mmseg_version='0.30.0',
+                                 PALETTE=[list(c) for c in meta['palette']])
+            else:
+                file_meta.update(mmdet_version='2.28.2')
+            torch.save(dict(meta=file_meta, state_dict=state_dict,
+                            optimizer=dict(state={}, param_groups=[])), path)
+            return state_dict
+
+    return Published

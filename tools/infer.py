@@ -27,17 +27,20 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import warnings
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import DefaultScope
+from mmengine.registry import MODELS, DefaultScope
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.models.utils.checkpoint_loading import backbone_form_mismatch
+from mvig2_mm.models.utils.checkpoint_converter import dataset_meta_of
+from mvig2_mm.models.utils.checkpoint_loading import (CheckpointMismatchError,
+                                                      backbone_form_mismatch,
+                                                      check_checkpoint)
+from mvig2_mm.utils import launcher
 from mvig2_mm.utils.data_checks import describe_load_error
 
 PROG = 'tools/infer.py'
@@ -68,18 +71,13 @@ def parse_args(argv=None):
                         'least this (default: 0.3)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=launcher.StrictDictAction,
         help='override config settings, as key=value pairs')
     return parser.parse_args(argv)
 
 
 def fail(message: str) -> None:
-    """Exit with a one-line error (no traceback)."""
-    sys.exit(f'{PROG}: error: {message}')
-
-
-def is_url(path: str) -> bool:
-    return '://' in path
+    launcher.fail(PROG, message)
 
 
 def list_images(path: str) -> list:
@@ -110,7 +108,7 @@ def list_images(path: str) -> list:
 def load_config(args) -> Config:
     if not osp.isfile(args.config):
         fail(f'config file not found: {args.config}')
-    if not (is_url(args.checkpoint) or osp.isfile(args.checkpoint)):
+    if not (launcher.is_url(args.checkpoint) or osp.isfile(args.checkpoint)):
         fail(f'checkpoint file not found: {args.checkpoint}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
@@ -125,27 +123,34 @@ def load_config(args) -> Config:
     return cfg
 
 
-def has_dataset_meta(path: str) -> bool:
-    """Whether a checkpoint holds ``meta.dataset_meta`` (read memory-mapped,
-    so the weights are not read twice); also stops with one line when the
-    file is not a checkpoint."""
-    if is_url(path):
-        return True  # the inferencer downloads it and reads its meta
+def read_checkpoint(path: str) -> dict:
+    """The checkpoint's content (memory-mapped: the weights are read once,
+    by the inferencer); stops with one line when it is no checkpoint."""
     try:
-        checkpoint = torch.load(path, map_location='cpu', mmap=True,
-                                weights_only=True)
-    except RuntimeError:  # not a zip-format file: no mmap
-        try:
-            checkpoint = torch.load(path, map_location='cpu',
-                                    weights_only=True)
-        except Exception as e:
-            fail(f'cannot load checkpoint {path}: {e}'.splitlines()[0])
-    except Exception as e:
-        fail(f'cannot load checkpoint {path}: {e}'.splitlines()[0])
+        checkpoint = launcher.read_checkpoint(path)
+    except ValueError as e:
+        fail(str(e))
     if not isinstance(checkpoint, dict):
         fail(f'cannot load checkpoint {path}: not a dict of weights')
-    meta = checkpoint.get('meta')
-    return isinstance(meta, dict) and bool(meta.get('dataset_meta'))
+    return checkpoint
+
+
+def check_fits(cfg: Config, checkpoint: dict, path: str) -> None:
+    """Stop with one line unless the checkpoint sets every weight of the
+    config's model (the inferencers load non-strictly)."""
+    model_cfg = cfg.model.copy()
+    if model_cfg.get('teacher'):
+        model_cfg.teacher = None  # a distillation teacher only trains
+    try:
+        with MODELS.switch_scope_and_registry(cfg.default_scope) as registry:
+            model = registry.build(model_cfg)
+    except launcher.BUILD_ERRORS as e:
+        fail(f'cannot build the model of {osp.basename(cfg.filename)}: '
+             f'{launcher.first_line(e)}')
+    try:
+        check_checkpoint(model, checkpoint, f'checkpoint {path}')
+    except CheckpointMismatchError as e:
+        fail(launcher.first_line(e))
 
 
 def config_dataset_meta(cfg: Config) -> dict:
@@ -282,9 +287,14 @@ def main(argv=None):
         fail(f'--batch-size must be at least 1, got {args.batch_size}')
     if args.device is None:
         args.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    # classes: the checkpoint's (the inferencers read them), else the config's
-    meta = None if has_dataset_meta(args.checkpoint) else \
-        config_dataset_meta(cfg)
+    # classes: the checkpoint's (the inferencers read them, also mmdet 2.x /
+    # mmseg 0.x ``CLASSES``), else the config's
+    meta = None
+    if not launcher.is_url(args.checkpoint):
+        checkpoint = read_checkpoint(args.checkpoint)
+        check_fits(cfg, checkpoint, args.checkpoint)
+        if not dataset_meta_of(checkpoint.get('meta') or {}):
+            meta = config_dataset_meta(cfg)
     os.makedirs(args.out_dir, exist_ok=True)
     try:  # in the config's scope (also when main() runs in a process
         # that has used another library's scope before)

@@ -112,7 +112,8 @@ def build_config(args) -> Config:
 
 def main(argv=None):
     cfg = build_config(parse_args(argv))
-    launcher.run(cfg, PROG, 'test', ['test_dataloader'], ['test_evaluator'])
+    launcher.run(cfg, PROG, 'test', ['test_dataloader'], ['test_evaluator'],
+                 strict_load=True)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mobilevigv2_m_in1k.pth',
-            prefix='backbone.')),
+            prefix='backbone.',
+            use_ema=True)),  # the reference starts from the EMA weights
     neck=dict(in_channels=[32, 64, 192, 384]))
 
 optim_wrapper = dict(

@@ -14,7 +14,8 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mobilevigv2_m_in1k.pth',
-            prefix='backbone.')),
+            prefix='backbone.',
+            use_ema=True)),  # the reference starts from the EMA weights
     # all four stages; RetinaNet's FPN starts at stride 8 (start_level=1) and
     # builds P6/P7 from the last stage (add_extra_convs='on_input')
     neck=dict(in_channels=[32, 64, 192, 384]))

@@ -1,9 +1,11 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share.
+"""What ``tools/train.py``, ``tools/test.py`` and ``tools/infer.py`` share.
 
 Loading a config with the usual command-line overrides, running
 distributed on a machine without CUDA (gloo; mmengine assumes a GPU), the
-pre-flight data checks, and running the Runner so that a file the pipeline
-cannot read ends the run with one line instead of a traceback.
+pre-flight checks (datasets, pretrained and ``load_from`` checkpoints), and
+running the Runner so that a bad input ends the run with one line instead of
+a traceback: a file the pipeline cannot read, a model that cannot be built,
+a checkpoint that is missing, unreadable or does not fit the model.
 """
 import argparse
 import datetime
@@ -11,15 +13,23 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import List, NoReturn
+from typing import Iterator, List, NoReturn, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
+from ..models.utils.checkpoint_loading import (CheckpointMismatchError,
+                                               check_checkpoint)
 from .data_checks import DataCheckError, check_data, describe_load_error
+
+#: Errors of a config that the Runner meets while it builds the model (an
+#: unknown arch or type, a bad argument): reported in one line.
+BUILD_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -31,6 +41,27 @@ def is_url(path: str) -> bool:
     return '://' in path
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message, one line (``KeyError`` without its quotes)."""
+    text = exc.args[0] if len(exc.args) == 1 and isinstance(
+        exc.args[0], str) else str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class StrictDictAction(DictAction):
+    """mmengine's ``DictAction`` (``KEY=VALUE`` pairs) that answers a pair
+    without ``=VALUE`` with one line instead of a traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for pair in values:
+            if '=' not in pair or not pair.split('=', 1)[0]:
+                parser.exit(2, f'{parser.prog}: error: {option_string} takes '
+                            f'KEY=VALUE pairs, got {pair!r} (e.g. '
+                            f'{option_string} model.backbone.arch=m)\n')
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_common_arguments(parser: argparse.ArgumentParser,
                          example_option: str) -> None:
     """``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``."""
@@ -38,7 +69,7 @@ def add_common_arguments(parser: argparse.ArgumentParser,
                         help='directory for logs and outputs '
                         '(default: ./work_dirs/CONFIG_NAME)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=StrictDictAction,
         help=f'override config settings, as key=value pairs (e.g. '
         f'{example_option}=4 or key="[a,b]"); no spaces inside a value')
     parser.add_argument('--launcher', default='none',
@@ -102,9 +133,86 @@ def _init_cpu_process_group(cfg: Config, activity: str) -> None:
               f'the gloo backend.', logger='current', level=logging.WARNING)
 
 
+def pretrained_checkpoints(cfg: Config) -> Iterator[Tuple[str, str]]:
+    """``(config key, checkpoint)`` of every ``Pretrained`` ``init_cfg`` in
+    ``cfg.model``, e.g. ``('model.backbone.init_cfg.checkpoint', path)``."""
+    def walk(node, key):
+        if isinstance(node, dict):
+            init_cfgs = node.get('init_cfg')
+            for i, init in enumerate(init_cfgs if isinstance(
+                    init_cfgs, (list, tuple)) else [init_cfgs]):
+                if isinstance(init, dict) and init.get('type') == 'Pretrained':
+                    where = f'{key}.init_cfg' + (
+                        f'[{i}]' if isinstance(init_cfgs, (list, tuple))
+                        else '')
+                    yield f'{where}.checkpoint', init.get('checkpoint')
+            for name, child in node.items():
+                if name != 'init_cfg':
+                    yield from walk(child, f'{key}.{name}')
+        elif isinstance(node, (list, tuple)):
+            for i, child in enumerate(node):
+                yield from walk(child, f'{key}[{i}]')
+    yield from walk(cfg.get('model'), 'model')
+
+
+def check_pretrained_files(cfg: Config) -> Optional[str]:
+    """Why a ``Pretrained`` checkpoint of the model cannot be loaded (it is
+    not given, or not found), or None. Checked before anything is built."""
+    for key, checkpoint in pretrained_checkpoints(cfg):
+        if not checkpoint:
+            return (f'{key} is not set: point it at the pretrained weights, '
+                    f'or set model.backbone.init_cfg=None to train from '
+                    f'scratch')
+        if not is_url(checkpoint) and not osp.isfile(
+                osp.expanduser(checkpoint)):
+            return (f'pretrained checkpoint not found: {checkpoint} ({key}). '
+                    f'Download the published ImageNet weights there (see '
+                    f'README: Published weights), point --cfg-options '
+                    f'{key}=PATH at them, or set '
+                    f'model.backbone.init_cfg=None to train from scratch')
+    return None
+
+
+def read_checkpoint(path: str):
+    """Load a local checkpoint file, memory-mapped (only what is used is
+    read); raises ``ValueError`` with one line when it cannot be read."""
+    try:
+        try:
+            return torch.load(path, map_location='cpu', mmap=True,
+                              weights_only=True)
+        except RuntimeError as e:  # not a zip file: no mmap
+            if 'zip' not in str(e) and 'mmap' not in str(e):
+                raise
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 (one line for any reader error)
+        text = str(e)
+        if 'WeightsUnpickler error:' in text:  # torch's long explanation
+            detail = text.split('WeightsUnpickler error:', 1)[1].split(
+                'Check the documentation')[0]
+            reason = 'weights_only loading refused it: ' + ' '.join(
+                detail.split())
+        else:
+            reason = first_line(e)
+        raise ValueError(f'cannot load checkpoint {path}: {reason}') from None
+
+
+class StrictLoadHook(Hook):
+    """Stops the run before a checkpoint that does not fit the model is
+    loaded: mmengine would only log the mismatch and go on with random
+    weights (:func:`~mvig2_mm.models.utils.check_checkpoint`)."""
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        check_checkpoint(model, checkpoint,
+                         f'checkpoint {runner._load_from}')
+
+
 def run(cfg: Config, prog: str, mode: str, loaders: List[str],
-        evaluators: List[str]) -> None:
-    """Check the data, build the Runner and call ``runner.<mode>()``.
+        evaluators: List[str], strict_load: bool = False) -> None:
+    """Check the inputs, build the Runner and call ``runner.<mode>()``.
 
     Args:
         cfg (Config): The complete config.
@@ -112,19 +220,42 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         mode (str): ``'train'`` or ``'test'``.
         loaders (list[str]): Dataloader keys whose data is checked first.
         evaluators (list[str]): Evaluator keys whose files are checked.
+        strict_load (bool): Stop when ``load_from`` does not fit the model
+            exactly (:class:`StrictLoadHook`).
     """
+    problem = check_pretrained_files(cfg)
+    if problem:
+        fail(prog, problem)
     try:
         check_data(cfg, loaders, evaluators)
     except DataCheckError as e:
         fail(prog, str(e))
+    load_from = cfg.get('load_from')
+    if load_from and not is_url(load_from):
+        if not osp.isfile(load_from):
+            fail(prog, f'checkpoint file not found: {load_from}')
+        try:
+            read_checkpoint(load_from)
+        except ValueError as e:
+            fail(prog, str(e))
     _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
     try:
-        if 'runner_type' in cfg:
-            init_default_scope(cfg.get('default_scope', 'mmengine'))
-            runner = RUNNERS.build(cfg)
-        else:
-            runner = Runner.from_cfg(cfg)
+        try:
+            if 'runner_type' in cfg:
+                init_default_scope(cfg.get('default_scope', 'mmengine'))
+                runner = RUNNERS.build(cfg)
+            else:
+                runner = Runner.from_cfg(cfg)
+        except CheckpointMismatchError as e:
+            fail(prog, first_line(e))
+        except BUILD_ERRORS as e:
+            fail(prog, f'cannot build the model of {osp.basename(cfg.filename)}'
+                 f': {first_line(e)}')
+        if strict_load:
+            runner.register_hook(StrictLoadHook())
         getattr(runner, mode)()
+    except (CheckpointMismatchError, FileNotFoundError) as e:
+        fail(prog, first_line(e))
     except Exception as e:  # a file the pipeline cannot read: one line
         message = describe_load_error(e)
         if message is None:

@@ -98,9 +98,10 @@ def swap_backbone(cfg: Config, arch: str = 'm',
     backbone = dict(type='MobileViGv2', arch=arch, out_indices=out_indices,
                     norm_eval=norm_eval, drop_path_rate=drop_path_rate)
     if checkpoint is not None:
+        # EMA weights when the file has them, as the reference backbones
         backbone['init_cfg'] = dict(type='Pretrained',
                                     checkpoint=checkpoint.format(arch=arch),
-                                    prefix='backbone.')
+                                    prefix='backbone.', use_ema=True)
     model['backbone'] = ConfigDict(backbone)
     model.pop('pretrained', None)
 

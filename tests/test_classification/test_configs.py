@@ -76,6 +76,7 @@ def test_configs_build(variant):
     assert type(model).__name__ == 'DistillImageClassifier'
     meta = metafile_models()[f'mvig2_{variant}_in1k']
     assert meta['Config'] == f'configs/classification/mvig2_{variant}_in1k.py'
+    assert 'huggingface.co/SLDGroup/MobileViGv2' in meta['Weights']
     assert sum(p.numel() for p in model.parameters()) == \
         meta['Metadata']['Parameters']
     assert model.with_teacher and not model.teacher.training

@@ -55,7 +55,7 @@ def test_config_states_the_recipe(name):
         norm_eval=True,
         init_cfg=dict(type='Pretrained',
                       checkpoint=f'checkpoints/mobilevigv2_{arch}_in1k.pth',
-                      prefix='backbone.'))
+                      prefix='backbone.', use_ema=True))
     assert 'pretrained' not in cfg.model
     assert cfg.model.neck.in_channels == \
         MobileViGv2.arch_settings[arch]['channels']
@@ -133,7 +133,10 @@ def test_metafile():
     for model in models.values():
         assert (REPO / model['Config']).is_file()
         assert model['In Collection'] == 'MobileViGv2'
-        assert model.get('Weights') is None  # none published in mmdet form
+        # the authors publish Mask R-CNN M and B (mmdet 2.28 files)
+        published = model['Name'] in ('maskrcnn_mvig2_m', 'maskrcnn_mvig2_b')
+        assert ('SLDGroup/MobileViGv2' in model.get('Weights', '')) \
+            == published
         if model.get('Results'):
             assert 'paper-reported' in model['Metadata']['Results Source']
     reported = {name: {(r['Task'], k): v for r in m['Results']

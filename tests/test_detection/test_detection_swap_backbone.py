@@ -58,7 +58,7 @@ def test_swap_sets_backbone_neck_and_imports():
         norm_eval=True, drop_path_rate=0.,
         init_cfg=dict(type='Pretrained',
                       checkpoint='checkpoints/mobilevigv2_m_in1k.pth',
-                      prefix='backbone.'))
+                      prefix='backbone.', use_ema=True))
     assert 'pretrained' not in cfg.model
     neck = cfg.model.neck
     assert neck.in_channels == [32, 64, 192, 384]

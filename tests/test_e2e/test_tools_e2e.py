@@ -5,8 +5,10 @@ CPU per test, well under two minutes each on 2 cores):
   Semantic FPN for 4 iterations on tiny synthetic datasets, then
   tools/test.py evaluates the checkpoint that training wrote (COCO box and
   mask AP, mIoU);
-- the reference's ImageNet weights, converted with the converter tool,
-  evaluated by tools/test.py (top-1 accuracy);
+- stand-in published files (the reference's layouts: an ImageNet training
+  checkpoint, an mmdet 2.28 Mask R-CNN, an mmseg 0.30 Semantic FPN) as they
+  are, evaluated by tools/test.py (top-1 accuracy, COCO AP, mIoU), and
+  tools/infer.py naming the classes the mmdet 2.x file holds;
 - tools/train.py killed (SIGKILL) after its first checkpoint resumes from it
   with --resume and finishes.
 """
@@ -127,27 +129,56 @@ def test_segmentation_dist_train_then_test(tmp_path, monkeypatch):
             metric(proc.stdout, key), abs=0.05)
 
 
-def test_classification_reference_weights(reference, tmp_path):
-    """The reference checkpoint (stand-in weights), converted by the
-    converter tool, evaluated with the ImageNet config (1000 classes) on a
-    synthetic set whose labels are 0..4."""
+def test_classification_published_weights(published, reference, tmp_path):
+    """The published ImageNet file as it is (stand-in weights), evaluated
+    with the ImageNet config (1000 classes) on a synthetic set whose labels
+    are 0..4."""
     from mvig2_mm.datasets.synthetic_imagenet import generate
     root = tmp_path / 'imagenet'
     generate(str(root), num_classes=5, train_per_class=0, val_per_class=2,
              size=64)
     original = tmp_path / 'mobilevigv2_ti.pth'
-    torch.save(dict(state_dict=reference.state_dict('ti')), original)
-    converted = tmp_path / 'mobilevigv2_ti_in1k.pth'
-    run(sys.executable,
-        TOOLS / 'model_converters' / 'mobilevigv2_to_mmpretrain.py',
-        original, converted)
-    proc = run(sys.executable, TOOLS / 'test.py', CLS_CONFIG, converted,
+    published.imagenet('ti', original)
+    proc = run(sys.executable, TOOLS / 'test.py', CLS_CONFIG, original,
                '--work-dir', tmp_path / 'test', '--cfg-options',
                f'test_dataloader.dataset.data_root={root}',
                'test_dataloader.batch_size=5', 'test_dataloader.num_workers=0',
                'test_dataloader.persistent_workers=False')
     assert 0 <= metric(proc.stdout, 'accuracy/top1') <= 100
     assert 'Epoch(test) [2/2]' in proc.stdout  # the 10 images, by 5
+
+
+def test_detection_and_segmentation_published_weights(published, tmp_path):
+    """Stand-in mmdet 2.28 / mmseg 0.30 files of the demo models, as they
+    are: tools/test.py evaluates them on the synthetic sets, and
+    tools/infer.py names the classes that the mmdet 2.x file's
+    ``meta['CLASSES']`` holds."""
+    coco = det_data(tmp_path / 'coco')
+    det_file = tmp_path / 'mask_rcnn_published.pth'
+    published.whole_model(DET_CONFIG, 'ti', det_file, 'mmdet')
+    proc = run(sys.executable, TOOLS / 'test.py', DET_CONFIG, det_file,
+               '--work-dir', tmp_path / 'test_det', '--cfg-options', *coco)
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert -1 <= metric(proc.stdout, key) <= 1
+
+    content = torch.load(det_file, weights_only=True)
+    content['meta']['CLASSES'] = ('disc', 'box', 'wedge')
+    torch.save(content, det_file)
+    out = tmp_path / 'infer'
+    proc = run(sys.executable, TOOLS / 'infer.py', DET_CONFIG, det_file,
+               tmp_path / 'coco' / 'val' / '000001.png', '--out-dir', out,
+               '--score-thr', '0')
+    log = proc.stdout + proc.stderr
+    assert re.search(r'000001\.png: \d+ objects scoring >= 0\.0: '
+                     r'(disc|box|wedge) ', log), log[-2000:]
+
+    seg_file = tmp_path / 'fpn_published.pth'
+    published.whole_model(SEG_CONFIG, 'ti', seg_file, 'mmseg')
+    proc = run(sys.executable, TOOLS / 'test.py', SEG_CONFIG, seg_file,
+               '--work-dir', tmp_path / 'test_seg', '--cfg-options',
+               *seg_data(tmp_path / 'ade'))
+    assert 0 <= metric(proc.stdout, 'mIoU') <= 100
+    assert 'Iter(test) [4/4]' in proc.stdout
 
 
 def test_killed_training_resumes(tmp_path):

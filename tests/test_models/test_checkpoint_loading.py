@@ -63,7 +63,7 @@ def test_init_cfg_on_an_unconverted_reference_file(reference, tmp_path,
 
 
 def test_converter_tool_and_init_cfg_on_converted_file(reference, tmp_path):
-    from tools.model_converters.mobilevigv2_to_mmpretrain import main
+    from tools.model_converters.mobilevigv2_to_mm import main
     src, dst = tmp_path / 'ref.pth', tmp_path / 'out' / 'converted.pth'
     weights, ema = reference_checkpoint(reference, 's', src)
     assert main([str(src), str(dst)]) == 0
@@ -85,7 +85,7 @@ def test_converter_tool_and_init_cfg_on_converted_file(reference, tmp_path):
 
 
 def test_converter_tool_missing_file(tmp_path, capsys):
-    from tools.model_converters.mobilevigv2_to_mmpretrain import main
+    from tools.model_converters.mobilevigv2_to_mm import main
     assert main([str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')]) == 1
     assert 'Pretrained checkpoint not found' in capsys.readouterr().err
 

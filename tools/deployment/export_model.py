@@ -79,17 +79,6 @@ def output_names(model: nn.Module) -> List[str]:
     return ['logits']
 
 
-def _load(model: nn.Module, checkpoint: str) -> None:
-    from mvig2_mm.models.utils.checkpoint_converter import \
-        convert_reference_state_dict
-    from mvig2_mm.models.utils.checkpoint_loading import (
-        check_state_dict, load_checkpoint_file, select_state_dict)
-    state_dict = convert_reference_state_dict(
-        select_state_dict(load_checkpoint_file(checkpoint)))
-    check_state_dict(model, state_dict, repr(checkpoint))
-    model.load_state_dict(state_dict, strict=True)
-
-
 def build_export_model(config: Optional[str] = None,
                        arch: Optional[str] = None,
                        checkpoint: Optional[str] = None,
@@ -133,7 +122,8 @@ def build_export_model(config: Optional[str] = None,
                          f'{type(model).__name__}, not a classifier: export '
                          f'its backbone with --backbone-only')
     if checkpoint:
-        _load(model, checkpoint)
+        from mvig2_mm.models.utils import load_checkpoint_strictly
+        load_checkpoint_strictly(model, checkpoint)
     return Logits(switch_to_deploy(model.eval())).eval()
 
 

@@ -6,8 +6,8 @@
         checkpoints/mvig2_m_in1k_deploy.pth
 
 Builds the model of CONFIG, loads CHECKPOINT strictly (an mmpretrain, mmdet
-or mmseg checkpoint of that config, or a reference classifier, converted on
-the fly), calls ``switch_to_deploy()`` on every module that has it and saves
+or mmseg checkpoint of that config, or a published file, converted on the
+fly), calls ``switch_to_deploy()`` on every module that has it and saves
 the resulting state dict. A classifier's loads into
 ``configs/classification/deploy/*_deploy.py``; a detector's or segmentor's
 into its own config with ``--cfg-options model.backbone.deploy=True``.
@@ -22,11 +22,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mvig2_mm  # noqa: F401  (registers the modules, allow-lists classes)
-from mvig2_mm.models.utils import switch_to_deploy
-from mvig2_mm.models.utils.checkpoint_converter import \
-    convert_reference_state_dict
-from mvig2_mm.models.utils.checkpoint_loading import (load_checkpoint_file,
-                                                      select_state_dict)
+from mvig2_mm.models.utils.checkpoint_converter import dataset_meta_of
+from mvig2_mm.models.utils import (CheckpointMismatchError,
+                                   load_checkpoint_strictly, switch_to_deploy)
 
 
 def parse_args(argv=None):
@@ -56,22 +54,17 @@ def main(argv=None) -> int:
         config.merge_from_dict(args.cfg_options)
     model = build_model(config)
     try:
-        content = load_checkpoint_file(args.checkpoint)
-    except FileNotFoundError as e:
+        content = load_checkpoint_strictly(model, args.checkpoint)
+    except (FileNotFoundError, CheckpointMismatchError) as e:
         print(f'error: {e}', file=sys.stderr)
-        return 1
-    state_dict = convert_reference_state_dict(select_state_dict(content))
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
-        print(f'error: {args.checkpoint} does not fit the model of '
-              f'{args.config} (is it already in deploy form?): {e}',
-              file=sys.stderr)
         return 1
     switch_to_deploy(model)
 
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    meta = dict(content.get('meta') or {}) if isinstance(content, dict) else {}
+    meta = dict(content.get('meta') or {})
+    dataset_meta = dataset_meta_of(meta)  # mmdet 2.x / mmseg 0.x: CLASSES
+    if dataset_meta:
+        meta['dataset_meta'] = dataset_meta
     meta.update(deploy=True, converted_from=osp.basename(args.checkpoint))
     torch.save(dict(meta=meta, state_dict=model.state_dict()), args.dst)
     print(f'Saved the deploy form of {osp.basename(args.checkpoint)} -> '

@@ -16,7 +16,9 @@ model = dict(
         type='MobileViGv2',
         out_indices=(0, 1, 2, 3),
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', prefix='backbone.')))
+        # the reference starts from the EMA weights of the ImageNet file
+        # (a file without them, e.g. a converted one, gives its only weights)
+        init_cfg=dict(type='Pretrained', prefix='backbone.', use_ema=True)))
 
 optim_wrapper = dict(
     type='OptimWrapper',

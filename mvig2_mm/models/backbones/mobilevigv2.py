@@ -20,6 +20,8 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..utils.checkpoint_converter import convert_backbone_keys_
+from ..utils.checkpoint_loading import load_pretrained, pretrained_cfg
 from ..utils.fusion import (FusedConvModule, capturing_graph,
                             fuse_conv_module, use_fused_kernels)
 
@@ -490,6 +492,14 @@ class MobileViGv2(BaseModule):
                     drop_path=dpr.pop(0), **block_cfg))
             self.stages.append(nn.Sequential(*blocks))
         self._freeze_stages()
+        # Reference checkpoints (published ImageNet, COCO and ADE20K files)
+        # load as they are, through every loader: PyTorch's, mmengine's.
+        self._register_load_state_dict_pre_hook(self._convert_reference_keys)
+
+    @staticmethod
+    def _convert_reference_keys(state_dict, prefix, *args) -> None:
+        """Load pre-hook: rename reference-layout keys under ``prefix``."""
+        convert_backbone_keys_(state_dict, prefix)
 
     @classmethod
     def parse_arch(cls, arch: Arch) -> Dict[str, list]:
@@ -571,7 +581,6 @@ class MobileViGv2(BaseModule):
     def init_weights(self) -> None:
         """Initialise, or load a ``Pretrained`` checkpoint strictly (reference
         or converted layout; mismatches raise an error naming the keys)."""
-        from ..utils.checkpoint_loading import load_pretrained, pretrained_cfg
         pretrained = pretrained_cfg(self.init_cfg)
         if pretrained is None:
             super().init_weights()

@@ -11,6 +11,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils.checkpoint_converter import convert_reference_classifier_
 from ..utils.checkpoint_loading import load_checkpoint_file, select_state_dict
 
 NO_TEACHER_HINT = (
@@ -104,6 +105,14 @@ class DistillImageClassifier(ImageClassifier):
                     + (' with distillation=False' if self.head is not None
                        and hasattr(self.head, 'distillation') else '') + '.')
             self._teacher = _Detached(self._build_teacher(teacher))
+        # The published ImageNet files (reference layout) load as they are,
+        # through every loader (PyTorch's, mmengine's, the inferencers').
+        self._register_load_state_dict_pre_hook(self._convert_reference_keys)
+
+    @staticmethod
+    def _convert_reference_keys(state_dict, prefix, *args) -> None:
+        """Load pre-hook: a reference classifier's keys become ours."""
+        convert_reference_classifier_(state_dict, prefix)
 
     @property
     def teacher(self) -> Optional[nn.Module]:
@@ -166,8 +175,6 @@ class DistillImageClassifier(ImageClassifier):
                 f'Could not load the teacher checkpoint {checkpoint!r}: {e}. '
                 f'{NO_TEACHER_HINT}') from e
         state_dict = select_state_dict(content)
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                      for k, v in state_dict.items()}
         try:
             self.teacher.load_state_dict(state_dict, strict=True)
         except RuntimeError as e:

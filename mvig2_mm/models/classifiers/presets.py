@@ -6,10 +6,12 @@ EMBED_DIMS = dict(ti=512, s=512, m=512, b=768)
 
 
 def imagenet_classifier_cfg(arch: str, num_classes: int = 1000) -> dict:
-    """The mmpretrain ``ImageClassifier`` config of a variant's reference
-    classifier: the backbone and a :class:`MobileViGv2Head` (with its
-    distillation classifier), as ``configs/classification/mvig2_*_in1k.py``
-    build it without the distillation teacher.
+    """The mmpretrain classifier config of a variant's reference classifier:
+    the backbone and a :class:`MobileViGv2Head` (with its distillation
+    classifier), as ``configs/classification/mvig2_*_in1k.py`` build it
+    without the distillation teacher. (A ``DistillImageClassifier`` without
+    teacher is an ``ImageClassifier`` that also loads the published ImageNet
+    files as they are.)
 
     Args:
         arch (str): ``'ti'``, ``'s'``, ``'m'`` or ``'b'``.
@@ -17,7 +19,7 @@ def imagenet_classifier_cfg(arch: str, num_classes: int = 1000) -> dict:
     """
     channels = MobileViGv2.parse_arch(arch)['channels'][-1]
     return dict(
-        type='ImageClassifier',
+        type='DistillImageClassifier',
         backbone=dict(type='MobileViGv2', arch=arch),
         head=dict(type='MobileViGv2Head', num_classes=num_classes,
                   in_channels=channels, emb_dims=EMBED_DIMS[arch.lower()]))

@@ -1,22 +1,35 @@
-"""Converting reference MobileViGv2 checkpoints to mvig2_mm's layout.
+"""Converting published MobileViGv2 checkpoints to mvig2_mm's layout.
 
 The reference (github.com/SLDGroup/MobileViGv2) names tensors
 ``stem.stem.*``, ``backbone.{stage}.{block}.*``, ``prediction.*``, ``head.*``
 and ``dist_head.*``. mvig2_mm uses OpenMMLab names (``ConvModule`` ``conv`` /
 ``bn``): a backbone (``stem.*``, ``stages.*``) and, for an mmpretrain
 ``ImageClassifier``, a ``MobileViGv2Head`` (``embed``, ``fc``, ``fc_dist``).
+
+Three kinds of published file exist:
+
+- ImageNet classifiers (timm-style training checkpoints): ``state_dict``,
+  ``state_dict_ema``, ``args``, ... with the reference names at the root;
+- COCO Mask R-CNN (mmdet 2.28) and ADE20K Semantic FPN (mmseg 0.30) models:
+  ``state_dict`` with the reference backbone names under ``backbone.`` and
+  neck and heads under the names mmdet 3.x / mmseg 1.x still use (their
+  model zoos link the 2.x / 0.x files of these models unchanged), and
+  ``meta`` with ``CLASSES`` (and mmseg's ``PALETTE``).
+
+:func:`convert_backbone_keys_` is what :class:`MobileViGv2` applies to its
+own keys whenever a state dict is loaded into it (a load pre-hook, so
+mmengine's and PyTorch's loaders all convert);
+:func:`convert_reference_state_dict` converts a whole reference classifier;
+:func:`convert_checkpoint` turns any published file into an mmengine
+checkpoint (the offline converter).
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Mapping, MutableMapping, Optional
 
 import torch
 
 StateDict = Dict[str, torch.Tensor]
-
-# A key of the reference layout, and nothing of ours, matches one of these.
-_REFERENCE_KEY = re.compile(r'^(stem\.stem\.|backbone\.\d+\.\d+\.|prediction\.'
-                            r'|dist_head\.|head\.(weight|bias)$)')
 
 # (pattern, replacement) over reference backbone keys, first match wins.
 _BACKBONE_RULES = [
@@ -50,18 +63,25 @@ _HEAD_RULES = [
     (r'^head\.', 'fc.'),
     (r'^dist_head\.', 'fc_dist.'),
 ]
+# A reference backbone key (relative to the backbone), and nothing of ours.
+_REFERENCE_BACKBONE_KEY = re.compile(r'^(stem\.stem\.|backbone\.\d+\.\d+\.)')
+# A key of a whole reference classifier, and nothing of ours.
+_REFERENCE_KEY = re.compile(r'^(stem\.stem\.|backbone\.\d+\.\d+\.|prediction\.'
+                            r'|dist_head\.|head\.(weight|bias)$)')
 
-
-def is_reference_layout(state_dict: Mapping[str, object]) -> bool:
-    """Whether ``state_dict`` has any key in the reference layout."""
-    return any(_REFERENCE_KEY.match(_strip_module(k)) for k in state_dict)
+#: The top-level modules that tell a file's task.
+TASK_PREFIXES = {
+    'detection': ('rpn_head.', 'roi_head.', 'bbox_head.'),
+    'segmentation': ('decode_head.', 'auxiliary_head.'),
+    'classification': ('head.', 'prediction.', 'dist_head.'),
+}
 
 
 def _strip_module(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
-def _apply(rules, key: str):
+def _apply(rules, key: str) -> Optional[str]:
     for pattern, repl in rules:
         new, hits = re.subn(pattern, repl, key)
         if hits:
@@ -69,10 +89,41 @@ def _apply(rules, key: str):
     return None
 
 
+def is_reference_layout(state_dict: Mapping[str, object]) -> bool:
+    """Whether ``state_dict`` is a reference classifier's (any key in the
+    reference layout at the root)."""
+    return any(_REFERENCE_KEY.match(_strip_module(k)) for k in state_dict)
+
+
+def convert_backbone_keys_(state_dict: MutableMapping[str, torch.Tensor],
+                           prefix: str = '') -> int:
+    """Rename the reference backbone keys under ``prefix`` in place.
+
+    ``prefix + 'stem.stem.0.weight'`` becomes ``prefix + 'stem.0.conv.weight'``
+    and so on; every other key is left alone, so converting twice changes
+    nothing. The order of the keys is kept.
+
+    Returns:
+        int: How many keys were renamed.
+    """
+    renamed = {}
+    for key in state_dict:
+        if key.startswith(prefix):
+            local = key[len(prefix):]
+            if _REFERENCE_BACKBONE_KEY.match(local):
+                renamed[key] = prefix + _apply(_BACKBONE_RULES, local)
+    if not renamed:
+        return 0
+    items = [(renamed.get(k, k), v) for k, v in state_dict.items()]
+    state_dict.clear()
+    state_dict.update(items)
+    return len(renamed)
+
+
 def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
                                  backbone_prefix: str = 'backbone.',
                                  head_prefix: str = 'head.') -> StateDict:
-    """Convert a reference MobileViGv2 state dict to mvig2_mm's layout.
+    """Convert a reference MobileViGv2 classifier's state dict.
 
     Pure and idempotent: a dict with no reference keys is returned as a
     shallow copy, unchanged. Keys that belong to neither the backbone nor the
@@ -105,3 +156,113 @@ def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
             continue
         converted[key] = value
     return converted
+
+
+def convert_reference_classifier_(
+        state_dict: MutableMapping[str, torch.Tensor], prefix: str = '') -> int:
+    """Convert a whole reference classifier's keys under ``prefix`` in place
+    (see :func:`convert_reference_state_dict`), for an mmpretrain classifier
+    whose backbone and head sit under ``prefix + 'backbone.'`` and
+    ``prefix + 'head.'``. Other dicts are left alone.
+
+    Returns:
+        int: How many keys were converted.
+    """
+    local = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
+                        if k.startswith(prefix))
+    if not is_reference_layout(local):
+        return 0
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        del state_dict[key]
+    state_dict.update((prefix + k, v)
+                      for k, v in convert_reference_state_dict(local).items())
+    return len(local)
+
+
+def guess_task(state_dict: Mapping[str, object]) -> Optional[str]:
+    """``'detection'``, ``'segmentation'`` or ``'classification'`` from the
+    top-level modules of a state dict (reference or converted), or None."""
+    keys = [_strip_module(k) for k in state_dict]
+    for task, prefixes in TASK_PREFIXES.items():
+        if any(k.startswith(prefixes) for k in keys):
+            return task
+    if any(_REFERENCE_KEY.match(k) for k in keys):
+        return 'classification'
+    return None
+
+
+def dataset_meta_of(meta: Mapping) -> Optional[dict]:
+    """The mmengine ``dataset_meta`` of a checkpoint's ``meta``: its own, or
+    one made from the ``CLASSES`` (and ``PALETTE``) that mmdet 2.x and mmseg
+    0.x saved. None when the file names no classes."""
+    if meta.get('dataset_meta'):
+        return dict(meta['dataset_meta'])
+    if not meta.get('CLASSES'):
+        return None
+    dataset_meta = dict(classes=tuple(meta['CLASSES']))
+    if meta.get('PALETTE') is not None:
+        dataset_meta['palette'] = [list(map(int, c)) for c in meta['PALETTE']]
+    return dataset_meta
+
+
+def select_state_dict(checkpoint: Mapping, use_ema: bool = False
+                      ) -> Dict[str, torch.Tensor]:
+    """Pick the weights out of a checkpoint file's content.
+
+    Args:
+        checkpoint (Mapping): What ``torch.load`` returned.
+        use_ema (bool): Take the EMA weights (``state_dict_ema`` or
+            ``model_ema``) when the file has them, as the reference detection
+            and segmentation backbones do. A file with one set of weights
+            (a converted or an mmengine checkpoint) gives that set.
+
+    Returns:
+        dict: The state dict (``module.`` prefixes removed).
+    """
+    keys = (['state_dict_ema', 'model_ema'] if use_ema else []) + [
+        'state_dict', 'model']
+    state_dict = checkpoint
+    for key in keys:
+        if isinstance(checkpoint.get(key), Mapping):
+            state_dict = checkpoint[key]
+            break
+    return {_strip_module(k): v for k, v in state_dict.items()}
+
+
+def convert_checkpoint(checkpoint: Mapping, use_ema: bool = False) -> dict:
+    """Any published MobileViGv2 file as an mmengine checkpoint.
+
+    Pure and idempotent. The task is recognised from the keys:
+
+    - an ImageNet classifier becomes the state dict of an mmpretrain
+      ``ImageClassifier`` / ``DistillImageClassifier`` (``backbone.`` and a
+      ``MobileViGv2Head`` under ``head.``);
+    - a detector or segmentor keeps its neck and heads (mmdet 2.28 and mmseg
+      0.30 name them as mmdet 3.x and mmseg 1.x do) and gets its backbone
+      keys converted.
+
+    Args:
+        checkpoint (Mapping): The loaded file.
+        use_ema (bool): Convert the EMA weights of an ImageNet training
+            checkpoint. Defaults to False (``state_dict``, which the
+            reference evaluates).
+
+    Returns:
+        dict: ``{'state_dict': ..., 'meta': ...}`` with ``meta.task`` and,
+        when the file names its classes, ``meta.dataset_meta``.
+    """
+    if use_ema and not any(isinstance(checkpoint.get(k), Mapping)
+                           for k in ('state_dict_ema', 'model_ema')):
+        raise KeyError(f'use_ema=True but the checkpoint has no EMA weights '
+                       f'(keys: {sorted(checkpoint)[:8]})')
+    state_dict = convert_reference_state_dict(
+        select_state_dict(checkpoint, use_ema))
+    convert_backbone_keys_(state_dict, 'backbone.')
+    meta = dict(checkpoint.get('meta') or {})
+    task = guess_task(state_dict)
+    if task is not None:
+        meta['task'] = task
+    dataset_meta = dataset_meta_of(meta)
+    if dataset_meta is not None:
+        meta['dataset_meta'] = dataset_meta
+    return dict(state_dict=state_dict, meta=meta)

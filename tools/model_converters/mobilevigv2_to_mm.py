@@ -1,0 +1,72 @@
+"""Convert a published MobileViGv2 checkpoint to mvig2_mm's layout.
+
+    python tools/model_converters/mobilevigv2_to_mm.py SRC DST [--ema]
+
+SRC is any of the three kinds of published file, recognised from its keys:
+
+- an ImageNet classifier (timm-style training checkpoint; ``state_dict`` is
+  converted, or ``state_dict_ema`` with ``--ema``): the result loads into
+  ``configs/classification/mvig2_*_in1k.py`` and, as a backbone
+  (``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``),
+  into every detection and segmentation config;
+- a COCO Mask R-CNN (mmdet 2.28) or ADE20K Semantic FPN (mmseg 0.30) model:
+  the result loads into ``configs/detection/maskrcnn_mvig2_*.py`` or
+  ``configs/segmentation/semfpn_mvig2_*.py``; its class names become
+  ``meta.dataset_meta``, which mmdet 3 / mmseg 1 and their inferencers read.
+
+Every tool and config here also takes the published files as they are
+(converted while they load); the converter is for a file on disk. Converting
+a converted file changes nothing.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+import mvig2_mm  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
+from mvig2_mm.models.backbones import MobileViGv2
+from mvig2_mm.models.utils.checkpoint_converter import convert_checkpoint
+from mvig2_mm.models.utils.checkpoint_loading import (describe_arch,
+                                                      load_checkpoint_file)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='published checkpoint (path or URL)')
+    parser.add_argument('dst', help='where to save the converted checkpoint')
+    parser.add_argument('--ema', action='store_true',
+                        help="ImageNet files: convert 'state_dict_ema' "
+                        "instead of 'state_dict' (the reference evaluates "
+                        "'state_dict'; its detection and segmentation "
+                        'backbones start from the EMA weights)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        converted = convert_checkpoint(load_checkpoint_file(args.src),
+                                       use_ema=args.ema)
+    except (FileNotFoundError, KeyError) as e:
+        print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
+        return 1
+    state_dict, meta = converted['state_dict'], converted['meta']
+    meta.update(converted_from=osp.basename(args.src), ema=args.ema)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    torch.save(converted, args.dst)
+    backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                if k.startswith('backbone.')}
+    classes = (meta.get('dataset_meta') or {}).get('classes')
+    print(f"Converted {meta.get('task', 'unknown-task')} checkpoint: "
+          f'{len(state_dict)} tensors, MobileViGv2 '
+          f'{describe_arch(backbone, MobileViGv2.arch_settings)}, '
+          f"{'EMA' if args.ema else 'live'} weights"
+          + (f', {len(classes)} class names' if classes else '')
+          + f' -> {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
