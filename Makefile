@@ -1,6 +1,7 @@
 # mvig2_mm: one-command set-up, tests and demo.
 #   make test   set up the environment (idempotent) and run the test suite
 #   make demo   set up and run the end-to-end demo
+#   make lint   flake8 and isort (configured in setup.cfg), as CI runs them
 # Variables: VENV (default .venv), PYTHON (default python3),
 #            MVIG2_MM_CACHE (mmcv wheel cache, default ~/.cache/mvig2_mm),
 #            PYTEST_ARGS (extra pytest arguments, e.g. -m "not slow").
@@ -8,9 +9,10 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LINT_PATHS := mvig2_mm tools tests configs setup.py
 export VENV PYTHON
 
-.PHONY: setup test test-fast demo env clean
+.PHONY: setup test test-fast lint demo env clean
 
 setup:
 	@echo "==> make setup: environment in $(VENV)"
@@ -22,6 +24,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	@echo "==> make lint: flake8 and isort"
+	$(PY) -m flake8 $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
 
 demo: setup
 	@echo "==> make demo: end-to-end demo"

@@ -25,17 +25,17 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _make_coco(root: str) -> None:
-    from mvig2_mm.datasets.synthetic_coco import generate
+    from mvig2_mm.testing.synthetic_coco import generate
     generate(root, num_train=400, num_val=80, image_size=(192, 192))
 
 
 def _make_ade(root: str) -> None:
-    from mvig2_mm.datasets.synthetic_ade20k import generate
+    from mvig2_mm.testing.synthetic_ade20k import generate
     generate(root, num_train=300, num_val=60, image_size=(128, 128))
 
 
 def _make_imagenet(root: str) -> None:
-    from mvig2_mm.datasets.synthetic_imagenet import generate
+    from mvig2_mm.testing.synthetic_imagenet import generate
     generate(root, num_classes=8, train_per_class=60, val_per_class=20,
              size=64)
 
@@ -175,7 +175,8 @@ def report(results: Dict[str, Dict]) -> bool:
             if metric == task.target[0]:
                 met = res['after'][metric] * scale >= task.target[1]
                 all_met &= met
-                target = f'>= {task.target[1]:g} ({"met" if met else "NOT met"})'
+                verdict = 'met' if met else 'NOT met'
+                target = f'>= {task.target[1]:g} ({verdict})'
             lines.append(f'| {task.name} | {label} | '
                          f'{res["before"][metric] * scale:.3f} | '
                          f'{res["after"][metric] * scale:.3f} | {target} |')

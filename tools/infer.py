@@ -36,12 +36,12 @@ from mmengine.registry import MODELS, DefaultScope
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.models.utils.checkpoint_converter import dataset_meta_of
-from mvig2_mm.models.utils.checkpoint_loading import (CheckpointMismatchError,
-                                                      backbone_form_mismatch,
-                                                      check_checkpoint)
-from mvig2_mm.utils import launcher
-from mvig2_mm.utils.data_checks import describe_load_error
+from mvig2_mm.cli import launcher
+from mvig2_mm.cli.checkpoints import (backbone_form_mismatch, first_line,
+                                      read_checkpoint)
+from mvig2_mm.cli.data_checks import describe_load_error
+from mvig2_mm.weights import (CheckpointMismatchError, check_checkpoint,
+                              dataset_meta_of)
 
 PROG = 'tools/infer.py'
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
@@ -106,13 +106,10 @@ def list_images(path: str) -> list:
 
 
 def load_config(args) -> Config:
-    if not osp.isfile(args.config):
-        fail(f'config file not found: {args.config}')
-    if not (launcher.is_url(args.checkpoint) or osp.isfile(args.checkpoint)):
+    if osp.isfile(args.config) and not (launcher.is_url(args.checkpoint)
+                                        or osp.isfile(args.checkpoint)):
         fail(f'checkpoint file not found: {args.checkpoint}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = launcher.read_config(args.config, args.cfg_options, PROG)
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         fail(f"the config's default_scope is {scope!r}; {PROG} runs mmdet, "
@@ -123,11 +120,11 @@ def load_config(args) -> Config:
     return cfg
 
 
-def read_checkpoint(path: str) -> dict:
+def open_checkpoint(path: str) -> dict:
     """The checkpoint's content (memory-mapped: the weights are read once,
     by the inferencer); stops with one line when it is no checkpoint."""
     try:
-        checkpoint = launcher.read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
     except ValueError as e:
         fail(str(e))
     if not isinstance(checkpoint, dict):
@@ -146,11 +143,11 @@ def check_fits(cfg: Config, checkpoint: dict, path: str) -> None:
             model = registry.build(model_cfg)
     except launcher.BUILD_ERRORS as e:
         fail(f'cannot build the model of {osp.basename(cfg.filename)}: '
-             f'{launcher.first_line(e)}')
+             f'{first_line(e)}')
     try:
         check_checkpoint(model, checkpoint, f'checkpoint {path}')
     except CheckpointMismatchError as e:
-        fail(launcher.first_line(e))
+        fail(first_line(e))
 
 
 def config_dataset_meta(cfg: Config) -> dict:
@@ -291,7 +288,7 @@ def main(argv=None):
     # mmseg 0.x ``CLASSES``), else the config's
     meta = None
     if not launcher.is_url(args.checkpoint):
-        checkpoint = read_checkpoint(args.checkpoint)
+        checkpoint = open_checkpoint(args.checkpoint)
         check_fits(cfg, checkpoint, args.checkpoint)
         if not dataset_meta_of(checkpoint.get('meta') or {}):
             meta = config_dataset_meta(cfg)

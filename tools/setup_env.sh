@@ -119,13 +119,20 @@ else
   mmcv_ops_ok || die "mmcv $MMCV_VERSION is installed WITHOUT its compiled ops \
 (from mmcv.ops import nms, RoIAlign, batched_nms fails). Delete $WHEEL_DIR and run again."
 fi
-echo "mmcv==$MMCV_VERSION" >> "$CONSTRAINTS"
+# the tested OpenMMLab stack (setup.py declares ranges; these are the pins)
+cat >> "$CONSTRAINTS" <<CON
+mmcv==$MMCV_VERSION
+mmengine==0.10.7
+mmdet==3.3.0
+mmsegmentation==1.2.2
+mmpretrain==1.2.0
+CON
 
 # 5. this package and the OpenMMLab libraries -----------------------------------
 # Re-run pip only when setup.py or the extras changed since the last install.
 STAMP="$VENV/.mvig2_mm-installed"
-EXTRAS="tests,deploy"
-want=$( (cat setup.py; echo "$EXTRAS") | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
+EXTRAS="tests,deploy,lint"
+want=$( (cat setup.py "$CONSTRAINTS"; echo "$EXTRAS") | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
   say "installing mvig2_mm (editable) with mmengine, mmdet, mmseg, mmpretrain"
   "${PIP[@]}" install -q --no-build-isolation -e ".[$EXTRAS]" || die "installing mvig2_mm failed"

@@ -9,24 +9,20 @@ mmengine's ``Runner`` does the rest.
         [--show-dir DIR] [--cfg-options KEY=VALUE ...]
     tools/dist_test.sh CONFIG CHECKPOINT GPUS [same options]
 """
-import argparse
 import os.path as osp
 
 from mmengine.config import Config
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.models.utils.checkpoint_loading import backbone_form_mismatch
-from mvig2_mm.utils import launcher
+from mvig2_mm.cli import launcher
+from mvig2_mm.cli.checkpoints import backbone_form_mismatch
 
 PROG = 'tools/test.py'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description='Test a model with a MobileViGv2 backbone '
-        '(mmdet, mmseg or mmpretrain config)')
-    parser.add_argument('config', help='test config file path')
+    parser = launcher.tool_parser(PROG, 'Test', 'test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
     parser.add_argument(

@@ -9,7 +9,6 @@ mmengine's ``Runner`` does the rest.
         [--auto-scale-lr] [--cfg-options KEY=VALUE ...]
     tools/dist_train.sh CONFIG GPUS [same options]
 """
-import argparse
 import logging
 import os.path as osp
 
@@ -19,16 +18,13 @@ from mmengine.logging import print_log
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.utils import launcher
+from mvig2_mm.cli import launcher
 
 PROG = 'tools/train.py'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog=PROG, description='Train a model with a MobileViGv2 backbone '
-        '(mmdet, mmseg or mmpretrain config)')
-    parser.add_argument('config', help='train config file path')
+    parser = launcher.tool_parser(PROG, 'Train', 'train config file path')
     parser.add_argument(
         '--resume', nargs='?', const='auto', default=None, metavar='CKPT',
         help='resume training: without a value from the latest checkpoint in '

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from mvig2_mm.models.utils import convert_reference_state_dict
+from mvig2_mm.weights import convert_reference_state_dict
 from tools.model_converters.reparameterize_model import main as reparameterize
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'classification'

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 import mvig2_mm  # noqa: F401  (registers the modules)
-from mvig2_mm.datasets.synthetic_imagenet import generate
+from mvig2_mm.testing.synthetic_imagenet import generate
 
 CONFIG = (Path(__file__).resolve().parents[2] / 'configs' / 'classification' /
           'mvig2_ti_in1k.py')

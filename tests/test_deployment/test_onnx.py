@@ -7,10 +7,9 @@ pytest.importorskip('onnx', reason=f'onnx is not installed ({INSTALL})')
 pytest.importorskip('onnxruntime',
                     reason=f'onnxruntime is not installed ({INSTALL})')
 
-from tools.deployment.export_model import StageMaps  # noqa: E402
-from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402
-
+from mvig2_mm.cli.export import StageMaps  # noqa: E402
 from mvig2_mm.models import MobileViGv2  # noqa: E402
+from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402
 
 
 def deploy_backbone():

@@ -1,4 +1,4 @@
-"""mvig2_mm.utils.swap_backbone and tools/misc/swap_backbone.py on real mmdet
+"""mvig2_mm.apis.swap_backbone and tools/misc/swap_backbone.py on real mmdet
 configs."""
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.hub import get_config
 
-from mvig2_mm.utils.swap_backbone import (IMAGENET_MEAN, IMAGENET_STD,
-                                          stage_channels, swap_backbone)
+from mvig2_mm.apis.swap_backbone import (IMAGENET_MEAN, IMAGENET_STD,
+                                         stage_channels, swap_backbone)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -60,7 +60,7 @@ def free_port() -> int:
 
 
 def det_data(root: Path) -> list:
-    from mvig2_mm.datasets.synthetic_coco import generate
+    from mvig2_mm.testing.synthetic_coco import generate
     generate(str(root), num_train=8, num_val=4, image_size=(96, 96),
              min_size=16, max_size=40)
     ann_file = root / 'annotations' / 'instances_val.json'
@@ -70,7 +70,7 @@ def det_data(root: Path) -> list:
 
 
 def seg_data(root: Path) -> list:
-    from mvig2_mm.datasets.synthetic_ade20k import generate
+    from mvig2_mm.testing.synthetic_ade20k import generate
     generate(str(root), num_train=8, num_val=4, image_size=(96, 96),
              min_size=16, max_size=40)
     return [f'{loader}.dataset.data_root={root}/' for loader in LOADERS]
@@ -133,7 +133,7 @@ def test_classification_published_weights(published, reference, tmp_path):
     """The published ImageNet file as it is (stand-in weights), evaluated
     with the ImageNet config (1000 classes) on a synthetic set whose labels
     are 0..4."""
-    from mvig2_mm.datasets.synthetic_imagenet import generate
+    from mvig2_mm.testing.synthetic_imagenet import generate
     root = tmp_path / 'imagenet'
     generate(str(root), num_classes=5, train_per_class=0, val_per_class=2,
              size=64)

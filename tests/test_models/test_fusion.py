@@ -7,8 +7,9 @@ from mmcv.cnn import ConvModule
 
 from mvig2_mm.models import MobileViGv2
 from mvig2_mm.models.backbones.mobilevigv2 import max_relative_features
-from mvig2_mm.models.utils.fusion import (FusedConvModule, fuse_conv_module,
-                                          use_fused_kernels)
+from mvig2_mm.models.utils import (DeployConvModule, FusedConvModule,
+                                   enable_fused_kernels, fuse_conv_module,
+                                   use_fused_kernels)
 
 
 def conv_bn(act_cfg, **kwargs):
@@ -30,7 +31,7 @@ def conv_bn(act_cfg, **kwargs):
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_fused_module_equals_conv_bn(act_cfg, channels_last):
     module = conv_bn(act_cfg, stride=2)
-    fused = fuse_conv_module(module)
+    fused = enable_fused_kernels(fuse_conv_module(module))
     assert isinstance(fused, FusedConvModule) and not fused.with_norm
     assert set(fused.state_dict()) == {'conv.weight', 'conv.bias'}
     x = torch.randn(2, 8, 13, 10)
@@ -40,7 +41,7 @@ def test_fused_module_equals_conv_bn(act_cfg, channels_last):
     with torch.no_grad():
         expected = module(x)
         torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(fused.forward_add(x, residual),
+        torch.testing.assert_close(fused(x, residual=residual),
                                    expected + residual, rtol=1e-5, atol=1e-5)
     # with gradients the plain ops run, and gradients flow
     out = fused(x.requires_grad_())
@@ -89,7 +90,7 @@ def test_graph_features_same_with_and_without_autograd(hw, hop):
 
 def test_packed_weights_follow_weight_changes_and_copies():
     import copy
-    module = fuse_conv_module(conv_bn(dict(type='GELU')))
+    module = enable_fused_kernels(fuse_conv_module(conv_bn(dict(type='GELU'))))
     x = torch.randn(1, 8, 9, 9).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         before = module(x)
@@ -114,7 +115,6 @@ def test_deploy_form_runs_fused_kernels(built_under):
     """The fused kernels really run (no silent fallback), also for a model
     converted under ``torch.inference_mode`` (its weights are inference
     tensors, which have no version counter)."""
-    from mvig2_mm.models.utils import fusion
     model = MobileViGv2('ti', out_indices=(3, )).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -126,9 +126,9 @@ def test_deploy_form_runs_fused_kernels(built_under):
     with warnings.catch_warnings(), mode():
         warnings.simplefilter('error')  # a fallback warns: fail on it
         out = model(x)[0]
-    assert fusion._fused_kernels_work
     convs = [m for m in model.modules() if isinstance(m, FusedConvModule)]
     assert convs and all(m.__dict__.get('_kernel', (0, None))[1] is not None
+                         and not m.__dict__.get('_kernel_failed')
                          for m in convs)
     torch.testing.assert_close(out, expected, rtol=1e-4,
                                atol=1e-4 * expected.abs().max().item())
@@ -156,3 +156,34 @@ def test_switch_to_deploy_converts_a_whole_classifier():
                    for key in model.state_dict())
     torch.testing.assert_close(out, expected, rtol=1e-4,
                                atol=1e-4 * expected.abs().max().item())
+
+
+def test_fast_path_is_one_switch_and_equals_the_plain_ops():
+    """enable_fused_kernels turns the fast path on and off for a whole
+    deploy-form model; the folded convolutions are plain
+    DeployConvModules without it, and the outputs agree."""
+    torch.manual_seed(0)
+    model = MobileViGv2('ti', layer_scale_init_value=0.5).eval()
+    model.switch_to_deploy()  # folds, then turns the fast path on
+    convs = [m for m in model.modules() if isinstance(m, DeployConvModule)]
+    assert convs and all(type(m) is FusedConvModule for m in convs)
+    x = torch.randn(1, 3, 97, 131)
+    with torch.no_grad():
+        fused = model(x)
+        enable_fused_kernels(model, False)
+        assert all(type(m) is DeployConvModule for m in convs)
+        assert not model._forward_pre_hooks  # no channels-last switch
+        plain = model(x)
+    assert not plain[0].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=1e-5,
+                                   atol=1e-5 * b.abs().max().item())
+    enable_fused_kernels(model)
+    enable_fused_kernels(model)  # idempotent: one channels-last hook
+    assert len(model._forward_pre_hooks) == 1
+
+
+def test_deploy_built_model_runs_the_fast_path():
+    model = MobileViGv2('ti', deploy=True).eval()
+    assert all(type(m) is FusedConvModule for m in model.modules()
+               if isinstance(m, DeployConvModule))

@@ -10,7 +10,8 @@ def test_backbone_builds_from_library_registry(library):
     import importlib
     registry = importlib.import_module(f'{library}.registry').MODELS
     import mvig2_mm  # noqa: F401
-    model = registry.build(dict(type='MobileViGv2', arch='ti', out_indices=(3, )))
+    model = registry.build(
+        dict(type='MobileViGv2', arch='ti', out_indices=(3, )))
     assert type(model).__name__ == 'MobileViGv2'
     assert model.out_indices == (3, )
 
@@ -20,7 +21,8 @@ def test_config_with_custom_imports_only(tmp_path, scope):
     """A fresh process that only has custom_imports finds the backbone."""
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(
-        "custom_imports = dict(imports=['mvig2_mm'], allow_failed_imports=False)\n"
+        "custom_imports = dict(imports=['mvig2_mm'], "
+        "allow_failed_imports=False)\n"
         f"default_scope = '{scope}'\n"
         "backbone = dict(type='MobileViGv2', arch='ti')\n")
     code = (
@@ -37,6 +39,7 @@ def test_config_with_custom_imports_only(tmp_path, scope):
 
 def test_head_registered_in_mmpretrain():
     from mmpretrain.registry import MODELS
+
     import mvig2_mm  # noqa: F401
     assert MODELS.get('MobileViGv2Head') is not None
 

@@ -34,7 +34,8 @@ def test_mmcv_nms_on_cpu():
     assert keep.tolist() == [3, 2]
     torch.testing.assert_close(dets[:, 4], torch.tensor([0.95, 0.7]))
     torch.testing.assert_close(dets[:, :4], boxes[[3, 2]])
-    # IoU(3, 1) = 85.5 / 114.5 = 0.75: a threshold of 0.8 keeps box 1, not box 0
+    # IoU(3, 1) = 85.5 / 114.5 = 0.75: a threshold of 0.8 keeps box 1, not
+    # box 0
     _, keep = nms(boxes, scores, iou_threshold=0.8)
     assert keep.tolist() == [3, 1, 2]
     # per class: box 3 (class 1) no longer suppresses box 0 (class 0), which
@@ -154,8 +155,9 @@ def test_runner_checkpoint_resumes_with_weights_only_default(tmp_path):
 
 def test_getattr_in_checkpoints_is_restricted(tmp_path):
     """Only HistoryBuffer's statistics methods resolve through getattr."""
-    import mvig2_mm  # noqa: F401
     from mmengine.logging.history_buffer import HistoryBuffer
+
+    import mvig2_mm  # noqa: F401
 
     class Sneaky:
         def __reduce__(self):  # any other attribute, e.g. a class method

@@ -1,6 +1,6 @@
 """Broken datasets stop tools/train.py and tools/test.py with one line that
 names the file (no traceback): before the run for what the pre-flight checks
-see (mvig2_mm/utils/data_checks.py), at load time for an undecodable image.
+see (mvig2_mm/cli/data_checks.py), at load time for an undecodable image.
 
 The demo configs are pointed at broken copies of small synthetic datasets
 with ``--cfg-options``."""
@@ -14,10 +14,9 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from mvig2_mm.utils.data_checks import (DataCheckError, check_data,
-                                        describe_load_error)
-from tool_helpers import (CONFIGS, assert_one_line_error, data_options,
-                          run_tool)
+from mvig2_mm.cli.data_checks import (DataCheckError, check_data,
+                                      describe_load_error)
+from tool_helpers import CONFIGS, assert_one_line_error, data_options, run_tool
 
 
 @pytest.fixture
@@ -198,7 +197,7 @@ def test_missing_evaluator_annotation_file(configs, coco):
 
 
 def test_large_coco_file_is_probed_not_parsed(configs, coco, monkeypatch):
-    from mvig2_mm.utils import data_checks
+    from mvig2_mm.cli import data_checks
     monkeypatch.setattr(data_checks, 'MAX_JSON_BYTES', 10)
     cfg = config_for(configs, 'det', coco)
     check_data(cfg, ['train_dataloader'])  # all three keys are there
@@ -311,8 +310,7 @@ def test_training_checkpoint_in_a_deploy_backbone(coco):
 
 
 def test_backbone_form_check_stays_out_of_the_way(tmp_path):
-    from mvig2_mm.models.utils.checkpoint_loading import \
-        backbone_form_mismatch
+    from mvig2_mm.cli.checkpoints import backbone_form_mismatch
     cfg = Config.fromfile(CONFIGS['det'])
     train = save_det_checkpoint(tmp_path / 'train.pth', deploy_form=False)
     deploy = save_det_checkpoint(tmp_path / 'deploy.pth', deploy_form=True)

@@ -2,7 +2,8 @@
 
     python tools/analysis_tools/benchmark.py                   # all tables
     python tools/analysis_tools/benchmark.py --tables 1 2 --repeats 20
-    python tools/analysis_tools/benchmark.py --device cuda --amp --channels-last
+    python tools/analysis_tools/benchmark.py --device cuda --amp \
+        --channels-last
     python tools/analysis_tools/benchmark.py --quick           # a smoke run
 
 Tables, all measured in one run:
@@ -53,12 +54,10 @@ from typing import Callable, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-try:
-    from tools.analysis_tools.get_flops import count
-except ImportError:  # run as a script: this folder is on sys.path
-    from get_flops import count
+from mvig2_mm.cli.export import count
+from mvig2_mm.models import MobileViGv2
 
-ARCHS = ('ti', 's', 'm', 'b')
+ARCHS = tuple(MobileViGv2.arch_settings)
 ARCH_NAMES = dict(ti='Ti', s='S', m='M', b='B')
 # (name in the table, mmpretrain model name, has a deploy form)
 BASELINES = (
@@ -338,10 +337,10 @@ def _speedup(results, name: str, form: str) -> str:
 
 
 def build_detector(config: str, quick: bool = False) -> nn.Module:
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.hub import get_config
     from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
     if config.startswith('mmdet::'):
         cfg = get_config(config)
     else:

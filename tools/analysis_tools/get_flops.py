@@ -1,7 +1,8 @@
 """Parameters and MACs of a config's model, or of a MobileViGv2 variant.
 
     python tools/analysis_tools/get_flops.py --arch m --shape 224
-    python tools/analysis_tools/get_flops.py configs/detection/maskrcnn_mvig2_m.py --shape 800 1333
+    python tools/analysis_tools/get_flops.py \
+        configs/detection/maskrcnn_mvig2_m.py --shape 800 1333
 
 For a config, the part counted is ``model.extract_feat`` (backbone + neck),
 as in mmdet's/mmpretrain's own tools; ``--arch`` counts the backbone alone and
@@ -12,16 +13,17 @@ conv's max/roll are elementwise and not counted).
 import argparse
 import os.path as osp
 import sys
-from typing import Tuple
 
-import torch
 import torch.nn as nn
+
+from mvig2_mm.cli.export import count
+from mvig2_mm.models import MobileViGv2
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', nargs='?', help='model config file')
-    parser.add_argument('--arch', choices=['ti', 's', 'm', 'b'],
+    parser.add_argument('--arch', choices=list(MobileViGv2.arch_settings),
                         help='count a MobileViGv2 variant instead of a config')
     parser.add_argument('--shape', type=int, nargs='+', default=[224],
                         help='input size: one int (square) or H W')
@@ -52,19 +54,6 @@ class _ExtractFeat(nn.Module):
         return self.model.extract_feat(x)
 
 
-def count(model: nn.Module, shape: Tuple[int, int]) -> Tuple[int, int]:
-    """Return (params, MACs) of ``model`` for one (1, 3, H, W) input."""
-    from mmengine.analysis import FlopAnalyzer
-    model.eval()
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, *shape), ))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        macs = analyzer.total()
-    return params, macs
-
-
 def arch_models(arch: str, num_classes: int):
     from mvig2_mm.models import MobileViGv2
     backbone = MobileViGv2(arch, out_indices=(3, ))
@@ -80,13 +69,13 @@ def arch_models(arch: str, num_classes: int):
     head_cfg.pop('type')
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # for its loss
         head = MobileViGv2Head(**head_cfg)
-    return models + [('classifier (with dist head)', _Classifier(backbone, head))]
+    return models + [('classifier (with dist head)',
+                      _Classifier(backbone, head))]
 
 
 def config_models(path: str):
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.registry import MODELS
+    from mmengine.registry import MODELS, init_default_scope
     if not osp.isfile(path):
         raise SystemExit(f'error: config file not found: {path}')
     cfg = Config.fromfile(path)

@@ -1,7 +1,9 @@
 """Convert a MobileViGv2 classifier (deploy form) to Core ML.
 
-    python tools/deployment/pytorch2coreml.py configs/classification/mvig2_m_in1k.py \\
-        --checkpoint work_dirs/mvig2_m_in1k/epoch_300.pth --out mvig2_m.mlpackage
+    python tools/deployment/pytorch2coreml.py \\
+        configs/classification/mvig2_m_in1k.py \\
+        --checkpoint work_dirs/mvig2_m_in1k/epoch_300.pth \\
+        --out mvig2_m.mlpackage
 
 The model is converted to its deploy form (as for ONNX), traced at a fixed
 input size (``--shape``, default 224x224, batch 1) and converted with
@@ -13,7 +15,6 @@ checks the converted model's input and output names and shapes against the
 PyTorch model; running a prediction needs macOS (coremltools cannot run
 models on Linux). Needs ``coremltools`` (``pip install -e .[deploy]``).
 """
-import argparse
 import os
 import os.path as osp
 import shutil
@@ -24,21 +25,12 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 
-try:
-    from tools.deployment.export_model import (add_model_args,
-                                               check_model_args,
-                                               model_from_args, output_names)
-except ImportError:  # run as a script: this folder is on sys.path
-    from export_model import (add_model_args, check_model_args,
-                              model_from_args, output_names)
+from mvig2_mm.cli.export import (check_model_args, export_parser,
+                                 model_from_args, output_names)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
-    add_model_args(parser)
+    parser = export_parser(__doc__)
     parser.add_argument('--out', required=True,
                         help='the .mlpackage to write')
     parser.add_argument('--precision', choices=['float16', 'float32'],

@@ -1,8 +1,11 @@
 """Export MobileViGv2 (classifier or backbone, deploy form) to ONNX.
 
-    python tools/deployment/pytorch2onnx.py configs/classification/mvig2_m_in1k.py \\
-        --checkpoint work_dirs/mvig2_m_in1k/epoch_300.pth --out mvig2_m.onnx --verify
-    python tools/deployment/pytorch2onnx.py --arch m --checkpoint mobilevigv2_m.pth \\
+    python tools/deployment/pytorch2onnx.py \\
+        configs/classification/mvig2_m_in1k.py \\
+        --checkpoint work_dirs/mvig2_m_in1k/epoch_300.pth \\
+        --out mvig2_m.onnx --verify
+    python tools/deployment/pytorch2onnx.py --arch m \\
+        --checkpoint mobilevigv2_m.pth \\
         --backbone-only --dynamic --out mvig2_m_backbone.onnx --verify
 
 The model is converted to its deploy form first (norms, layer scales and the
@@ -25,7 +28,6 @@ only ``onnx``; dynamic sizes from 32 px). ``--dynamo`` uses the
 of 1 apart and the last stage of a 32 px input is 1x1). onnxruntime is
 needed for ``--verify``. ``pip install -e .[deploy]`` installs all of them.
 """
-import argparse
 import inspect
 import os
 import os.path as osp
@@ -37,13 +39,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-try:
-    from tools.deployment.export_model import (add_model_args,
-                                               check_model_args,
-                                               model_from_args, output_names)
-except ImportError:  # run as a script: this folder is on sys.path
-    from export_model import (add_model_args, check_model_args,
-                              model_from_args, output_names)
+from mvig2_mm.cli.export import (check_model_args, export_parser,
+                                 model_from_args, output_names)
 
 # Extra sizes checked by --verify --dynamic: batch 2; a stage-1 map of 8x8
 # with K=8 (no shift along either axis); 5x9 (K > height); odd sizes.
@@ -54,11 +51,7 @@ MIN_DYNAMIC_SIZE = dict(torchscript=32, dynamo=33)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n\n'.join(__doc__.split('\n\n')[1:]))
-    add_model_args(parser)
+    parser = export_parser(__doc__)
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width')

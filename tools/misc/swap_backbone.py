@@ -8,7 +8,7 @@ Example:
 
 BASE_CONFIG is a file or ``package::path`` inside an installed package's
 configs. The written file is self-contained (bases merged). See
-``mvig2_mm.utils.swap_backbone`` for exactly what changes.
+``mvig2_mm.apis.swap_backbone`` for exactly what changes.
 """
 import argparse
 import os
@@ -17,7 +17,8 @@ import sys
 
 from mmengine.config import Config
 
-from mvig2_mm.utils.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
+from mvig2_mm.apis.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
+from mvig2_mm.models import MobileViGv2
 
 
 def parse_args(argv=None):
@@ -25,7 +26,8 @@ def parse_args(argv=None):
         description='Write a config with MobileViGv2 as backbone.')
     parser.add_argument('config', help='base config: a file or package::path '
                         '(e.g. mmdet::retinanet/retinanet_r50_fpn_1x_coco.py)')
-    parser.add_argument('--arch', default='m', choices=['ti', 's', 'm', 'b'],
+    parser.add_argument('--arch', default='m',
+                        choices=list(MobileViGv2.arch_settings),
                         help='MobileViGv2 variant (default: m)')
     parser.add_argument('-o', '--out', required=True,
                         help='path of the new config (.py)')

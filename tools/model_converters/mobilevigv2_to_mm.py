@@ -27,9 +27,8 @@ import torch
 
 import mvig2_mm  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
 from mvig2_mm.models.backbones import MobileViGv2
-from mvig2_mm.models.utils.checkpoint_converter import convert_checkpoint
-from mvig2_mm.models.utils.checkpoint_loading import (describe_arch,
-                                                      load_checkpoint_file)
+from mvig2_mm.weights import (convert_checkpoint, describe_arch,
+                              load_checkpoint_file)
 
 
 def parse_args(argv=None):

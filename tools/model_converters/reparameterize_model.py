@@ -22,9 +22,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mvig2_mm  # noqa: F401  (registers the modules, allow-lists classes)
-from mvig2_mm.models.utils.checkpoint_converter import dataset_meta_of
-from mvig2_mm.models.utils import (CheckpointMismatchError,
-                                   load_checkpoint_strictly, switch_to_deploy)
+from mvig2_mm.models.utils import switch_to_deploy
+from mvig2_mm.weights import (CheckpointMismatchError, dataset_meta_of,
+                              load_checkpoint_strictly)
 
 
 def parse_args(argv=None):

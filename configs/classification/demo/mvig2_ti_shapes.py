@@ -1,6 +1,6 @@
 # The `make demo` classification run: MobileViGv2-Ti trained from scratch on
 # CPU on a synthetic ImageNet-layout dataset of coloured shapes
-# (python -m mvig2_mm.datasets.synthetic_imagenet data/demo/shapes_in1k
+# (python -m mvig2_mm.testing.synthetic_imagenet data/demo/shapes_in1k
 #  --num-classes 8 --train-per-class 60 --val-per-class 20 --size 64),
 # without distillation (both classifiers on the labels).
 _base_ = '../mvig2_ti_in1k.py'

@@ -1,6 +1,6 @@
 # The `make demo` detection run: Mask R-CNN with MobileViGv2-Ti trained from
 # scratch on CPU on the synthetic shapes dataset
-# (python -m mvig2_mm.datasets.synthetic_coco data/demo/shapes_coco).
+# (python -m mvig2_mm.testing.synthetic_coco data/demo/shapes_coco).
 # Small images, fewer proposals and a short iteration schedule so that it
 # learns visibly in minutes on 2 cores.
 _base_ = '../maskrcnn_mvig2_ti.py'

@@ -1,6 +1,6 @@
 # The `make demo` segmentation run: Semantic FPN with MobileViGv2-Ti trained
 # from scratch on CPU on synthetic shapes in the ADE20K folder layout
-# (python -m mvig2_mm.datasets.synthetic_ade20k data/demo/shapes_ade).
+# (python -m mvig2_mm.testing.synthetic_ade20k data/demo/shapes_ade).
 _base_ = '../semfpn_mvig2_ti.py'
 
 data_root = 'data/demo/shapes_ade/'

@@ -2,8 +2,8 @@
 
 One implementation for classification, detection and segmentation. Numbers
 follow the reference implementation (github.com/SLDGroup/MobileViGv2) exactly;
-module names follow OpenMMLab conventions (``ConvModule`` with ``conv``/``bn``),
-and :mod:`mvig2_mm.models.utils.checkpoint_converter` maps reference
+module names follow OpenMMLab conventions (``ConvModule`` with
+``conv``/``bn``), and :mod:`mvig2_mm.weights.converter` maps reference
 checkpoints onto them.
 """
 import copy
@@ -20,10 +20,10 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.checkpoint_converter import convert_backbone_keys_
-from ..utils.checkpoint_loading import load_pretrained, pretrained_cfg
-from ..utils.fusion import (FusedConvModule, capturing_graph,
-                            fuse_conv_module, use_fused_kernels)
+from ...weights import convert_backbone_keys_, load_pretrained, pretrained_cfg
+from ..utils.fused_kernels import enable_fused_kernels
+from ..utils.fusion import DeployConvModule, fuse_conv_module
+from ..utils.graph_capture import capturing_graph
 
 ConfigType = Dict
 Arch = Union[str, Dict[str, list]]
@@ -34,10 +34,10 @@ def conv_module(in_channels: int, out_channels: int, kernel_size: int,
                 **kwargs) -> ConvModule:
     """A ``ConvModule`` with a conv bias, as the reference checkpoints have
     (its bias-before-norm warning is expected here and silenced). Without a
-    norm (the deploy form) it is a :class:`FusedConvModule`."""
+    norm (the deploy form) it is a :class:`DeployConvModule`."""
     if norm_cfg is None:
-        return FusedConvModule(in_channels, out_channels, kernel_size,
-                               bias=True, act_cfg=act_cfg, **kwargs)
+        return DeployConvModule(in_channels, out_channels, kernel_size,
+                                bias=True, act_cfg=act_cfg, **kwargs)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', 'Unnecessary conv bias')
         return ConvModule(in_channels, out_channels, kernel_size, bias=True,
@@ -86,8 +86,9 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     nothing. Eager mode skips such an axis; a captured graph (tracing,
     ``torch.export`` or ``torch.compile``, so both ONNX exporters) keeps both
     axes and lets the slicing decide, so that it stays right for any input
-    size without depending on it. Without autograd the shifted copies are never built: the
-    maximum accumulates in one buffer, reading slices of ``x``.
+    size without depending on it. Without autograd the shifted copies are
+    never built: the maximum accumulates in one buffer, reading slices of
+    ``x``.
 
     Args:
         x (Tensor): Features of shape (N, C, H, W).
@@ -133,17 +134,17 @@ class MaxRelativeGraphConv(nn.Module):
     Args:
         channels (int): Input and output channels C.
         hop (int): Graph hop K.
-        norm_cfg (dict): Norm layer config.
+        norm_cfg (dict, optional): Norm layer config; None in the deploy
+            form (folded into the conv).
         act_cfg (dict): Activation config.
-        deploy (bool): Build without the norm layer (folded into the conv).
     """
 
-    def __init__(self, channels: int, hop: int, norm_cfg: ConfigType,
-                 act_cfg: ConfigType, deploy: bool = False) -> None:
+    def __init__(self, channels: int, hop: int,
+                 norm_cfg: Optional[ConfigType],
+                 act_cfg: ConfigType) -> None:
         super().__init__()
         self.hop = hop
-        self.nn = conv_module(2 * channels, channels, 1,
-                              None if deploy else norm_cfg, act_cfg)
+        self.nn = conv_module(2 * channels, channels, 1, norm_cfg, act_cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_j = max_relative_features(x, self.hop)
@@ -196,20 +197,21 @@ class Grapher(nn.Module):
     Args:
         channels (int): Channels.
         hop (int): Graph hop K.
-        norm_cfg (dict): Norm layer config.
+        norm_cfg (dict, optional): Norm layer config; None in the deploy
+            form.
         act_cfg (dict): Activation config (used inside the graph conv).
         deploy (bool): Build the folded form. Defaults to False.
     """
 
-    def __init__(self, channels: int, hop: int, norm_cfg: ConfigType,
-                 act_cfg: ConfigType, deploy: bool = False) -> None:
+    def __init__(self, channels: int, hop: int,
+                 norm_cfg: Optional[ConfigType], act_cfg: ConfigType,
+                 deploy: bool = False) -> None:
         super().__init__()
-        norm = None if deploy else norm_cfg
         self.cpe = RepCPE(channels, 7, deploy=deploy)
-        self.fc1 = conv_module(channels, channels, 1, norm, None)
+        self.fc1 = conv_module(channels, channels, 1, norm_cfg, None)
         self.graph_conv = MaxRelativeGraphConv(channels, hop, norm_cfg,
-                                               act_cfg, deploy)
-        self.fc2 = conv_module(channels, channels, 1, norm, None)
+                                               act_cfg)
+        self.fc2 = conv_module(channels, channels, 1, norm_cfg, None)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """Everything but ``fc2``."""
@@ -223,37 +225,54 @@ class _ResidualBlock(nn.Module):
     """Shared plumbing of the two block types: drop path, layer scales,
     gradient checkpointing and folding the layer scales at deploy time.
 
-    Subclasses define ``branches``: the residual branches, applied in order,
-    each as ``(body, last)`` with ``last`` its final ConvModule, which absorbs
-    the branch's layer scale when deployed and then adds the residual in the
-    same pass (:meth:`FusedConvModule.forward_add`).
+    Subclasses build their layers with :attr:`norm_cfg` and
+    :attr:`act_cfg` and define ``branches``: the residual branches, applied
+    in order, each as ``(body, last, layer_scale)`` with ``last`` its final
+    ConvModule and ``layer_scale`` its learnable scale (None in the deploy
+    form, where ``last`` has absorbed it and adds the residual itself).
+
+    Args:
+        norm_cfg (dict, optional): Norm layer config; None in the deploy
+            form (folded into the convolutions).
+        act_cfg (dict): Activation config.
+        drop_path (float): Drop path rate. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scales.
+            Defaults to 1e-5.
+        with_cp (bool): Use gradient checkpointing. Defaults to False.
+        deploy (bool): Build the folded form. Defaults to False.
     """
 
-    def __init__(self, channels: int, num_branches: int, drop_path: float,
-                 layer_scale_init_value: float, with_cp: bool,
-                 deploy: bool) -> None:
+    def __init__(self, norm_cfg: Optional[ConfigType], act_cfg: ConfigType,
+                 drop_path: float = 0., layer_scale_init_value: float = 1e-5,
+                 with_cp: bool = False, deploy: bool = False) -> None:
         super().__init__()
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
+        self.layer_scale_init_value = layer_scale_init_value
         self.deploy = deploy
         self.with_cp = with_cp
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        if not deploy:
-            for i in range(num_branches):
-                self.register_parameter(
-                    f'layer_scale_{i + 1}',
-                    nn.Parameter(layer_scale_init_value *
-                                 torch.ones(channels, 1, 1)))
+        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
+                          nn.Identity())
 
-    def branches(self) -> List[Tuple[Callable, ConvModule]]:
+    def _layer_scale(self, channels: int) -> Optional[nn.Parameter]:
+        """A per-channel layer scale; None in the deploy form."""
+        if self.deploy:
+            return None
+        return nn.Parameter(self.layer_scale_init_value *
+                            torch.ones(channels, 1, 1))
+
+    def branches(self) -> List[Tuple[Callable, ConvModule,
+                                     Optional[torch.Tensor]]]:
         raise NotImplementedError
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, (body, last) in enumerate(self.branches()):
+        for body, last, layer_scale in self.branches():
             if self.deploy and not self.training:
-                x = last.forward_add(body(x), x)
+                x = last(body(x), residual=x)  # x + branch(x), folded
                 continue
             out = last(body(x))
-            if not self.deploy:
-                out = getattr(self, f'layer_scale_{i + 1}') * out
+            if layer_scale is not None:
+                out = layer_scale * out
             x = x + self.drop_path(out)
         return x
 
@@ -268,13 +287,16 @@ class _ResidualBlock(nn.Module):
         conv of their branch."""
         if self.deploy:
             return
-        for i, (_, module) in enumerate(self.branches()):
-            scale = getattr(self, f'layer_scale_{i + 1}').reshape(-1)
-            fused = fuse_conv_module(module)
+        for _, last, layer_scale in self.branches():
+            scale = layer_scale.reshape(-1)
+            fused = fuse_conv_module(last)
             fused.conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
             fused.conv.bias.mul_(scale)
-            _replace_child(self, module, fused)
-            delattr(self, f'layer_scale_{i + 1}')
+            _replace_child(self, last, fused)
+        for name, _ in list(self.named_parameters(recurse=False)):
+            if name.startswith('layer_scale'):
+                delattr(self, name)
+                setattr(self, name, None)
         for name, module in list(self.named_modules()):
             if isinstance(module, ConvModule) and module.with_norm:
                 _replace_child(self, module, fuse_conv_module(module))
@@ -289,29 +311,24 @@ class InvertedResidual(_ResidualBlock):
     Args:
         channels (int): Channels.
         expand_ratio (int): Hidden channels = ``expand_ratio * channels``.
-        norm_cfg (dict): Norm layer config.
-        act_cfg (dict): Activation config.
-        drop_path (float): Drop path rate. Defaults to 0.
-        layer_scale_init_value (float): Initial layer scale.
-        with_cp (bool): Use gradient checkpointing.
-        deploy (bool): Build the folded form.
+        **kwargs: ``norm_cfg``, ``act_cfg``, ``drop_path``,
+            ``layer_scale_init_value``, ``with_cp`` and ``deploy`` of
+            :class:`_ResidualBlock`.
     """
 
-    def __init__(self, channels: int, expand_ratio: int, norm_cfg: ConfigType,
-                 act_cfg: ConfigType, drop_path: float = 0.,
-                 layer_scale_init_value: float = 1e-5, with_cp: bool = False,
-                 deploy: bool = False) -> None:
-        super().__init__(channels, 1, drop_path, layer_scale_init_value,
-                         with_cp, deploy)
+    def __init__(self, channels: int, expand_ratio: int, **kwargs) -> None:
+        super().__init__(**kwargs)
         hidden = channels * expand_ratio
-        norm = None if deploy else norm_cfg
-        self.pw1 = conv_module(channels, hidden, 1, norm, act_cfg)
-        self.dw = conv_module(hidden, hidden, 3, norm, act_cfg, padding=1,
+        norm, act = self.norm_cfg, self.act_cfg
+        self.pw1 = conv_module(channels, hidden, 1, norm, act)
+        self.dw = conv_module(hidden, hidden, 3, norm, act, padding=1,
                               groups=hidden)
         self.pw2 = conv_module(hidden, channels, 1, norm, None)
+        self.layer_scale_1 = self._layer_scale(channels)
 
-    def branches(self) -> List[Tuple[Callable, ConvModule]]:
-        return [(self._expand, self.pw2)]
+    def branches(self) -> List[Tuple[Callable, ConvModule,
+                                     Optional[torch.Tensor]]]:
+        return [(self._expand, self.pw2, self.layer_scale_1)]
 
     def _expand(self, x: torch.Tensor) -> torch.Tensor:
         return self.dw(self.pw1(x))
@@ -324,29 +341,28 @@ class MGCBlock(_ResidualBlock):
     Args:
         channels (int): Channels.
         hop (int): Graph hop K.
-        norm_cfg (dict): Norm layer config.
-        act_cfg (dict): Activation config.
         ffn_ratio (int): FFN hidden channels = ``ffn_ratio * channels``.
-        drop_path (float): Drop path rate. Defaults to 0.
-        layer_scale_init_value (float): Initial layer scales.
-        with_cp (bool): Use gradient checkpointing.
-        deploy (bool): Build the folded form.
+            Defaults to 4.
+        **kwargs: ``norm_cfg``, ``act_cfg``, ``drop_path``,
+            ``layer_scale_init_value``, ``with_cp`` and ``deploy`` of
+            :class:`_ResidualBlock`.
     """
 
-    def __init__(self, channels: int, hop: int, norm_cfg: ConfigType,
-                 act_cfg: ConfigType, ffn_ratio: int = 4,
-                 drop_path: float = 0., layer_scale_init_value: float = 1e-5,
-                 with_cp: bool = False, deploy: bool = False) -> None:
-        super().__init__(channels, 2, drop_path, layer_scale_init_value,
-                         with_cp, deploy)
-        norm = None if deploy else norm_cfg
-        self.mixer = Grapher(channels, hop, norm_cfg, act_cfg, deploy)
+    def __init__(self, channels: int, hop: int, ffn_ratio: int = 4,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        norm, act = self.norm_cfg, self.act_cfg
+        self.mixer = Grapher(channels, hop, norm, act, self.deploy)
         self.ffn = nn.Sequential(
-            conv_module(channels, channels * ffn_ratio, 1, norm, act_cfg),
+            conv_module(channels, channels * ffn_ratio, 1, norm, act),
             conv_module(channels * ffn_ratio, channels, 1, norm, None))
+        self.layer_scale_1 = self._layer_scale(channels)
+        self.layer_scale_2 = self._layer_scale(channels)
 
-    def branches(self) -> List[Tuple[Callable, ConvModule]]:
-        return [(self.mixer.mix, self.mixer.fc2), (self.ffn[0], self.ffn[1])]
+    def branches(self) -> List[Tuple[Callable, ConvModule,
+                                     Optional[torch.Tensor]]]:
+        return [(self.mixer.mix, self.mixer.fc2, self.layer_scale_1),
+                (self.ffn[0], self.ffn[1], self.layer_scale_2)]
 
 
 def _replace_child(root: nn.Module, old: nn.Module, new: nn.Module) -> None:
@@ -375,7 +391,8 @@ class MobileViGv2(BaseModule):
             Defaults to ``'m'``.
         in_channels (int): Input image channels. Defaults to 3.
         out_indices (int | Sequence[int]): Stages whose outputs are returned
-            (negative indices count from the end). Defaults to ``(0, 1, 2, 3)``.
+            (negative indices count from the end). Defaults to
+            ``(0, 1, 2, 3)``.
         frozen_stages (int): ``-1`` freezes nothing, ``0`` the stem,
             ``k`` the stem and the first ``k`` stages. Defaults to -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
@@ -474,7 +491,7 @@ class MobileViGv2(BaseModule):
 
         num_blocks = sum(self.arch['ir_blocks']) + sum(self.arch['mgc_blocks'])
         dpr = torch.linspace(0, drop_path_rate, num_blocks).tolist()
-        block_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg,
+        block_cfg = dict(norm_cfg=norm, act_cfg=act_cfg,
                          layer_scale_init_value=layer_scale_init_value,
                          with_cp=with_cp, deploy=deploy)
         self.stages = nn.ModuleList()
@@ -495,6 +512,8 @@ class MobileViGv2(BaseModule):
         # Reference checkpoints (published ImageNet, COCO and ADE20K files)
         # load as they are, through every loader: PyTorch's, mmengine's.
         self._register_load_state_dict_pre_hook(self._convert_reference_keys)
+        if deploy:
+            enable_fused_kernels(self)
 
     @staticmethod
     def _convert_reference_keys(state_dict, prefix, *args) -> None:
@@ -509,7 +528,8 @@ class MobileViGv2(BaseModule):
             if key not in cls.arch_settings:
                 raise ValueError(
                     f'Unavailable arch {arch!r}. Choose one of '
-                    f'{sorted(cls.arch_settings)} or pass a dict with the keys '
+                    f'{sorted(cls.arch_settings)} or pass a dict with the '
+                    f'keys '
                     f'{sorted(cls.arch_settings["ti"])}.')
             return copy.deepcopy(cls.arch_settings[key])
         if not isinstance(arch, dict):
@@ -519,7 +539,8 @@ class MobileViGv2(BaseModule):
         missing, extra = essential - set(arch), set(arch) - essential
         if missing or extra:
             raise ValueError(
-                f'A custom arch dict needs exactly the keys {sorted(essential)}'
+                f'A custom arch dict needs exactly the keys '
+                f'{sorted(essential)}'
                 + (f'; missing {sorted(missing)}' if missing else '')
                 + (f'; unknown {sorted(extra)}' if extra else '') + '.')
         lengths = {k: len(v) for k, v in arch.items()}
@@ -550,9 +571,6 @@ class MobileViGv2(BaseModule):
         if x.dim() != 4:
             raise ValueError(f'MobileViGv2 expects an (N, C, H, W) tensor, '
                              f'got shape {tuple(x.shape)}')
-        if self.deploy and not self.training and use_fused_kernels(x):
-            # oneDNN's fused convolutions are fastest on channels-last data
-            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -600,3 +618,4 @@ class MobileViGv2(BaseModule):
             if module.with_norm:
                 _replace_child(self, module, fuse_conv_module(module))
         self.deploy = True
+        enable_fused_kernels(self)

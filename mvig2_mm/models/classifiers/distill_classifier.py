@@ -11,8 +11,8 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils.checkpoint_converter import convert_reference_classifier_
-from ..utils.checkpoint_loading import load_checkpoint_file, select_state_dict
+from ...weights import (convert_reference_classifier_, load_checkpoint_file,
+                        select_state_dict)
 
 NO_TEACHER_HINT = (
     'To train without distillation (both classifiers of the head learn from '

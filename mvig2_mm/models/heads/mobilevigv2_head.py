@@ -9,6 +9,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..backbones.mobilevigv2 import conv_module
+from ..utils.fused_kernels import enable_fused_kernels
 from ..utils.fusion import fuse_conv_module
 
 
@@ -48,11 +49,13 @@ class MobileViGv2Head(ClsHead):
                  deploy: bool = False,
                  init_cfg: Optional[dict] = dict(
                      type='Kaiming', layer='Conv2d', mode='fan_in',
-                     nonlinearity='leaky_relu', distribution='normal', bias=0.),
+                     nonlinearity='leaky_relu', distribution='normal',
+                     bias=0.),
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes <= 0:
-            raise ValueError(f'num_classes must be positive, got {num_classes}')
+            raise ValueError(
+                f'num_classes must be positive, got {num_classes}')
         self.num_classes = num_classes
         self.distillation = distillation
         self.deploy = deploy
@@ -62,6 +65,8 @@ class MobileViGv2Head(ClsHead):
         self.fc = nn.Linear(emb_dims, num_classes)
         if distillation and not deploy:
             self.fc_dist = nn.Linear(emb_dims, num_classes)
+        if deploy:
+            enable_fused_kernels(self)
 
     def pre_logits(self, feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Pooled, embedded features of the last stage, shape (N, emb_dims)."""
@@ -69,7 +74,8 @@ class MobileViGv2Head(ClsHead):
         return self.dropout(self.embed(x)).flatten(1)
 
     def forward_logits(self, feats: Tuple[torch.Tensor, ...]
-                       ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+                       ) -> Union[torch.Tensor,
+                                  Tuple[torch.Tensor, torch.Tensor]]:
         """``(cls_logits, dist_logits)`` with distillation, else logits."""
         x = self.pre_logits(feats)
         if self.distillation and not self.deploy:
@@ -122,3 +128,4 @@ class MobileViGv2Head(ClsHead):
             self.fc.bias.add_(self.fc_dist.bias).div_(2)
             del self.fc_dist
         self.deploy = True
+        enable_fused_kernels(self)

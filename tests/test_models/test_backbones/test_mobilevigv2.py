@@ -5,9 +5,9 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mvig2_mm.models import MobileViGv2
-from mvig2_mm.models.backbones.mobilevigv2 import (MGCBlock, InvertedResidual,
+from mvig2_mm.models.backbones.mobilevigv2 import (InvertedResidual, MGCBlock,
                                                    max_relative_features)
-from mvig2_mm.models.utils import convert_reference_state_dict
+from mvig2_mm.weights import convert_reference_state_dict
 
 
 def backbone_state_dict(reference, variant):
@@ -176,7 +176,8 @@ def test_norm_eval():
     assert torch.equal(bns[-1].running_mean, stats)
 
     model = MobileViGv2('ti', norm_eval=False).train()
-    assert all(m.training for m in model.modules() if isinstance(m, _BatchNorm))
+    assert all(m.training for m in model.modules()
+               if isinstance(m, _BatchNorm))
 
 
 def test_with_cp_same_outputs_and_gradients():
@@ -271,7 +272,8 @@ def test_bad_out_indices(bad):
 
 @pytest.mark.parametrize('bad', [-2, 5])
 def test_frozen_stages_out_of_range(bad):
-    with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\]'):
+    with pytest.raises(ValueError,
+                       match=r'frozen_stages must be in \[-1, 4\]'):
         MobileViGv2('ti', frozen_stages=bad)
 
 

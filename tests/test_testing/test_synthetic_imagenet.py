@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mvig2_mm.datasets.synthetic_imagenet import (class_names, generate, main,
-                                                  make_image)
+from mvig2_mm.testing.synthetic_imagenet import (class_names, generate, main,
+                                                 make_image)
 
 
 def test_layout_and_annotations(tmp_path):

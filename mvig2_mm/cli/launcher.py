@@ -17,14 +17,12 @@ from typing import Iterator, List, NoReturn, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from ..models.utils.checkpoint_loading import (CheckpointMismatchError,
-                                               check_checkpoint)
+from ..weights import CheckpointMismatchError
+from .checkpoints import StrictLoadHook, first_line, read_checkpoint
 from .data_checks import DataCheckError, check_data, describe_load_error
 
 #: Errors of a config that the Runner meets while it builds the model (an
@@ -41,14 +39,6 @@ def is_url(path: str) -> bool:
     return '://' in path
 
 
-def first_line(exc: BaseException) -> str:
-    """An exception's message, one line (``KeyError`` without its quotes)."""
-    text = exc.args[0] if len(exc.args) == 1 and isinstance(
-        exc.args[0], str) else str(exc)
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 class StrictDictAction(DictAction):
     """mmengine's ``DictAction`` (``KEY=VALUE`` pairs) that answers a pair
     without ``=VALUE`` with one line instead of a traceback."""
@@ -60,6 +50,16 @@ class StrictDictAction(DictAction):
                             f'KEY=VALUE pairs, got {pair!r} (e.g. '
                             f'{option_string} model.backbone.arch=m)\n')
         super().__call__(parser, namespace, values, option_string)
+
+
+def tool_parser(prog: str, description: str,
+                config_help: str) -> argparse.ArgumentParser:
+    """The argument parser of a launcher, with its config argument."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f'{description} a model with a MobileViG '
+        f'backbone (mmdet, mmseg or mmpretrain config)')
+    parser.add_argument('config', help=config_help)
+    return parser
 
 
 def add_common_arguments(parser: argparse.ArgumentParser,
@@ -85,15 +85,22 @@ def parse_with_common(parser: argparse.ArgumentParser, argv=None):
     return args
 
 
+def read_config(path: str, cfg_options: Optional[dict],
+                prog: str) -> Config:
+    """Load the config file ``path`` and apply ``--cfg-options``."""
+    if not osp.isfile(path):
+        fail(prog, f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_config(args, prog: str) -> Config:
     """Load ``args.config`` and apply ``--cfg-options``, ``--launcher`` and
     the work dir (command line > config > ./work_dirs/CONFIG_NAME)."""
-    if not osp.isfile(args.config):
-        fail(prog, f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options, prog)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -173,43 +180,6 @@ def check_pretrained_files(cfg: Config) -> Optional[str]:
     return None
 
 
-def read_checkpoint(path: str):
-    """Load a local checkpoint file, memory-mapped (only what is used is
-    read); raises ``ValueError`` with one line when it cannot be read."""
-    try:
-        try:
-            return torch.load(path, map_location='cpu', mmap=True,
-                              weights_only=True)
-        except RuntimeError as e:  # not a zip file: no mmap
-            if 'zip' not in str(e) and 'mmap' not in str(e):
-                raise
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 (one line for any reader error)
-        text = str(e)
-        if 'WeightsUnpickler error:' in text:  # torch's long explanation
-            detail = text.split('WeightsUnpickler error:', 1)[1].split(
-                'Check the documentation')[0]
-            reason = 'weights_only loading refused it: ' + ' '.join(
-                detail.split())
-        else:
-            reason = first_line(e)
-        raise ValueError(f'cannot load checkpoint {path}: {reason}') from None
-
-
-class StrictLoadHook(Hook):
-    """Stops the run before a checkpoint that does not fit the model is
-    loaded: mmengine would only log the mismatch and go on with random
-    weights (:func:`~mvig2_mm.models.utils.check_checkpoint`)."""
-
-    priority = 'VERY_HIGH'
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
-        check_checkpoint(model, checkpoint,
-                         f'checkpoint {runner._load_from}')
-
-
 def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         evaluators: List[str], strict_load: bool = False) -> None:
     """Check the inputs, build the Runner and call ``runner.<mode>()``.
@@ -249,8 +219,8 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         except CheckpointMismatchError as e:
             fail(prog, first_line(e))
         except BUILD_ERRORS as e:
-            fail(prog, f'cannot build the model of {osp.basename(cfg.filename)}'
-                 f': {first_line(e)}')
+            name = osp.basename(cfg.filename)
+            fail(prog, f'cannot build the model of {name}: {first_line(e)}')
         if strict_load:
             runner.register_hook(StrictLoadHook())
         getattr(runner, mode)()

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mvig2_mm.datasets import synthetic_ade20k, synthetic_coco
+from mvig2_mm.testing import synthetic_ade20k, synthetic_coco
 
 
 def test_synthetic_coco_is_valid_coco(tmp_path):

@@ -45,8 +45,10 @@ _BACKBONE_RULES = [
     (r'^backbone\.(\d+)\.(\d+)\.dws\.norm2\.', r'stages.\1.\2.dw.bn.'),
     (r'^backbone\.(\d+)\.(\d+)\.dws\.pw2\.', r'stages.\1.\2.pw2.conv.'),
     (r'^backbone\.(\d+)\.(\d+)\.dws\.norm3\.', r'stages.\1.\2.pw2.bn.'),
-    (r'^backbone\.(\d+)\.(\d+)\.mixer\.(fc1|fc2)\.0\.', r'stages.\1.\2.mixer.\3.conv.'),
-    (r'^backbone\.(\d+)\.(\d+)\.mixer\.(fc1|fc2)\.1\.', r'stages.\1.\2.mixer.\3.bn.'),
+    (r'^backbone\.(\d+)\.(\d+)\.mixer\.(fc1|fc2)\.0\.',
+     r'stages.\1.\2.mixer.\3.conv.'),
+    (r'^backbone\.(\d+)\.(\d+)\.mixer\.(fc1|fc2)\.1\.',
+     r'stages.\1.\2.mixer.\3.bn.'),
     (r'^backbone\.(\d+)\.(\d+)\.mixer\.graph_conv\.nn\.0\.',
      r'stages.\1.\2.mixer.graph_conv.nn.conv.'),
     (r'^backbone\.(\d+)\.(\d+)\.mixer\.graph_conv\.nn\.1\.',
@@ -150,7 +152,8 @@ def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
             continue
         new = _apply(_HEAD_RULES, key)
         if new is not None:
-            if new.startswith(('fc.weight', 'fc_dist.weight')) and value.dim() == 4:
+            if new.startswith(('fc.weight', 'fc_dist.weight')) and \
+                    value.dim() == 4:
                 value = value.flatten(1)  # 1x1 conv -> linear
             converted[head_prefix + new] = value
             continue
@@ -159,7 +162,8 @@ def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
 
 
 def convert_reference_classifier_(
-        state_dict: MutableMapping[str, torch.Tensor], prefix: str = '') -> int:
+        state_dict: MutableMapping[str, torch.Tensor],
+        prefix: str = '') -> int:
     """Convert a whole reference classifier's keys under ``prefix`` in place
     (see :func:`convert_reference_state_dict`), for an mmpretrain classifier
     whose backbone and head sit under ``prefix + 'backbone.'`` and

@@ -1,4 +1,5 @@
-"""What the export tools share: the network to export and its names.
+"""What the export and analysis tools share: the network to export, its
+names, and counting its parameters and multiply-adds.
 
 ``build_export_model`` builds a MobileViGv2 classifier (logits) or backbone
 (stage maps) from a config or an arch name, loads a checkpoint strictly and
@@ -12,8 +13,26 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
 
-ARCHS = ('ti', 's', 'm', 'b')
+from ..models import MobileViGv2, imagenet_classifier_cfg
+from ..models.utils import switch_to_deploy
+from ..weights import load_checkpoint_strictly, load_pretrained
+
+ARCHS = tuple(MobileViGv2.arch_settings)
+
+
+def export_parser(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of an export tool whose module docstring is
+    ``doc`` (first paragraph: description, the rest: epilog), with the
+    model arguments."""
+    parser = argparse.ArgumentParser(
+        description=doc.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n\n'.join(doc.split('\n\n')[1:]))
+    add_model_args(parser)
+    return parser
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -90,11 +109,7 @@ def build_export_model(config: Optional[str] = None,
         the backbone (``backbone_only``, and any config that is not a
         classifier's must say so).
     """
-    import mvig2_mm  # noqa: F401  (registers the modules)
-    from mvig2_mm.models.utils import switch_to_deploy
-    from mmengine.registry import init_default_scope
     if config is not None:
-        from mmengine.config import Config
         cfg = Config.fromfile(config)
         init_default_scope(cfg.get('default_scope', 'mmpretrain'))
         model_cfg = cfg.model.copy()
@@ -104,17 +119,13 @@ def build_export_model(config: Optional[str] = None,
             model_cfg.backbone.init_cfg = None  # weights: --checkpoint
     else:
         init_default_scope('mmpretrain')
-        from mvig2_mm.models import imagenet_classifier_cfg
         model_cfg = (dict(type='MobileViGv2', arch=arch) if backbone_only
                      else imagenet_classifier_cfg(arch))
-    from mmengine.registry import MODELS
     from mmpretrain.models.classifiers import BaseClassifier
     model = MODELS.build(model_cfg)
     if backbone_only:
         model = getattr(model, 'backbone', model)
         if checkpoint:  # any layout holding a MobileViGv2 backbone
-            from mvig2_mm.models.utils.checkpoint_loading import \
-                load_pretrained
             load_pretrained(model, checkpoint)
         return StageMaps(switch_to_deploy(model.eval())).eval()
     if not isinstance(model, BaseClassifier):
@@ -122,7 +133,6 @@ def build_export_model(config: Optional[str] = None,
                          f'{type(model).__name__}, not a classifier: export '
                          f'its backbone with --backbone-only')
     if checkpoint:
-        from mvig2_mm.models.utils import load_checkpoint_strictly
         load_checkpoint_strictly(model, checkpoint)
     return Logits(switch_to_deploy(model.eval())).eval()
 
@@ -142,3 +152,16 @@ def model_from_args(args: argparse.Namespace,
         print(f'warning: no --checkpoint, {verb} random weights',
               file=sys.stderr)
     return model
+
+
+def count(model: nn.Module, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """Return (params, MACs) of ``model`` for one (1, 3, H, W) input."""
+    from mmengine.analysis import FlopAnalyzer
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (torch.zeros(1, 3, *shape), ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        macs = analyzer.total()
+    return params, macs

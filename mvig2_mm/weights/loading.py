@@ -16,12 +16,13 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_converter import (convert_reference_state_dict, guess_task,
-                                   select_state_dict)
+from .converter import (convert_reference_state_dict, guess_task,
+                        select_state_dict)
 
 __all__ = [
-    'CheckpointMismatchError', 'check_checkpoint', 'load_checkpoint_file',
-    'load_checkpoint_strictly', 'load_pretrained', 'select_state_dict'
+    'CheckpointMismatchError', 'check_checkpoint', 'checkpoint_form',
+    'describe_arch', 'load_checkpoint_file', 'load_checkpoint_strictly',
+    'load_pretrained', 'pretrained_cfg'
 ]
 
 
@@ -93,7 +94,8 @@ def describe_arch(state_dict: Mapping[str, torch.Tensor],
     for name, arch in arch_settings.items():
         if all(arch[k] == v for k, v in found.items()):
             return f"arch '{name}'"
-    return 'a custom arch with ' + ', '.join(f'{k}={v}' for k, v in found.items())
+    return 'a custom arch with ' + ', '.join(
+        f'{k}={v}' for k, v in found.items())
 
 
 def _arch_name(backbone: nn.Module) -> str:
@@ -129,7 +131,8 @@ def checkpoint_form(keys) -> Optional[str]:
 
 
 def _listed(what: str, keys: List[str], max_keys: int) -> str:
-    more = f', ... ({len(keys) - max_keys} more)' if len(keys) > max_keys else ''
+    more = (f', ... ({len(keys) - max_keys} more)'
+            if len(keys) > max_keys else '')
     return f'{len(keys)} {what}: ' + ', '.join(keys[:max_keys]) + more
 
 
@@ -293,39 +296,3 @@ def load_pretrained(model: nn.Module, checkpoint: str,
     MMLogger.get_current_instance().info(
         f'Loaded {type(model).__name__} {weights} from {checkpoint}'
         + (f' (prefix {prefix!r})' if prefix else ''))
-
-
-def backbone_form_mismatch(model_cfg: Mapping,
-                           checkpoint: str) -> Optional[str]:
-    """Why a local checkpoint does not fit the form (training or deploy) of
-    the MobileViGv2 backbone that ``model_cfg`` builds, or None if it fits or
-    cannot be told (no MobileViGv2 backbone, a URL, other key names).
-
-    mmengine's Runner loads checkpoints non-strictly: a deploy-form
-    checkpoint in a training-form model (or the other way round) would only
-    log missing keys and then predict with random weights.
-    """
-    backbone = model_cfg.get('backbone') or {}
-    if backbone.get('type') != 'MobileViGv2' or not osp.isfile(checkpoint):
-        return None
-    try:  # memory-mapped: only the key names are read
-        content = torch.load(checkpoint, map_location='cpu', mmap=True)
-    except Exception:  # noqa: BLE001 (the Runner reports unreadable files)
-        return None
-    if not isinstance(content, Mapping):
-        return None
-    form = checkpoint_form(
-        k for k in select_state_dict(content) if k.startswith('backbone.'))
-    name = osp.basename(checkpoint)
-    if backbone.get('deploy', False) and form == 'training':
-        return (f'{name} holds the training form of the MobileViGv2 backbone '
-                f'(BatchNorm, layer scales) but the config builds its deploy '
-                f'form (model.backbone.deploy=True): use the training config, '
-                f'or convert the checkpoint with '
-                f'tools/model_converters/reparameterize_model.py')
-    if not backbone.get('deploy', False) and form == 'deploy':
-        return (f'{name} holds the deploy form of the MobileViGv2 backbone '
-                f'(norms folded into its convolutions): add --cfg-options '
-                f'model.backbone.deploy=True (classifiers: use the config in '
-                f'configs/classification/deploy/)')
-    return None

@@ -3,10 +3,11 @@
 Coloured shapes (circles, rectangles, triangles) on textured backgrounds,
 with exact instance masks as polygons, split into train and val::
 
-    python -m mvig2_mm.datasets.synthetic_coco data/shapes_coco \
+    python -m mvig2_mm.testing.synthetic_coco data/shapes_coco \
         --num-train 400 --num-val 80
 
-writes ``train/*.png``, ``val/*.png`` and ``annotations/instances_{train,val}.json``
+writes ``train/*.png``, ``val/*.png`` and
+``annotations/instances_{train,val}.json``
 that mmdet's ``CocoDataset`` reads with ``metainfo=dict(classes=CLASSES)``.
 Deterministic for a given seed.
 """
@@ -54,8 +55,10 @@ def _shape_polygon(rng: np.random.Generator, cls: str, size: Tuple[int, int],
     elif cls == 'rectangle':
         aspect = rng.uniform(0.5, 1.0)
         rw, rh = (s, s * aspect) if rng.random() < 0.5 else (s * aspect, s)
-        pts = np.array([[cx - rw / 2, cy - rh / 2], [cx + rw / 2, cy - rh / 2],
-                        [cx + rw / 2, cy + rh / 2], [cx - rw / 2, cy + rh / 2]])
+        pts = np.array([[cx - rw / 2, cy - rh / 2],
+                        [cx + rw / 2, cy - rh / 2],
+                        [cx + rw / 2, cy + rh / 2],
+                        [cx - rw / 2, cy + rh / 2]])
     else:
         rot = rng.uniform(0, 2 * math.pi)
         t = rot + np.array([0, 2 * math.pi / 3, 4 * math.pi / 3])
@@ -75,8 +78,8 @@ def check_sizes(image_size: Sequence[int], min_size: int,
     """Validate the shape sizes against the image; return (H, W)."""
     h, w = image_size
     if min(h, w) < max_size + 4 or min_size < 4 or min_size > max_size:
-        raise ValueError(f'Need 4 <= min_size <= max_size < image side - 4, got'
-                         f' min_size={min_size}, max_size={max_size}, '
+        raise ValueError(f'Need 4 <= min_size <= max_size < image side - 4, '
+                         f'got min_size={min_size}, max_size={max_size}, '
                          f'image_size={tuple(image_size)}')
     return h, w
 
@@ -156,15 +159,22 @@ def generate(out_dir: str, num_train: int = 400, num_val: int = 80,
     return paths
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def parse_generator_args(doc: str, num_train: int, num_val: int,
+                         size: Sequence[int], argv=None) -> argparse.Namespace:
+    """The command line of a detection/segmentation set generator:
+    ``OUT_DIR [--num-train N] [--num-val N] [--size H W] [--seed S]``."""
+    parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
     parser.add_argument('out_dir')
-    parser.add_argument('--num-train', type=int, default=400)
-    parser.add_argument('--num-val', type=int, default=80)
-    parser.add_argument('--size', type=int, nargs=2, default=[192, 192],
+    parser.add_argument('--num-train', type=int, default=num_train)
+    parser.add_argument('--num-val', type=int, default=num_val)
+    parser.add_argument('--size', type=int, nargs=2, default=list(size),
                         metavar=('H', 'W'))
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_generator_args(__doc__, 400, 80, (192, 192), argv)
     paths = generate(args.out_dir, args.num_train, args.num_val, args.size,
                      seed=args.seed)
     print(f'Wrote {args.num_train} train / {args.num_val} val images to '

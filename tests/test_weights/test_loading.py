@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from mvig2_mm.models import MobileViGv2
-from mvig2_mm.models.utils import (CheckpointMismatchError,
-                                   convert_reference_state_dict,
-                                   is_reference_layout)
+from mvig2_mm.weights import (CheckpointMismatchError,
+                              convert_reference_state_dict,
+                              is_reference_layout)
 
 
 def reference_checkpoint(reference, variant, path):
     """A file like the reference ImageNet training saves."""
     weights = reference.state_dict(variant)
-    ema = {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}
+    ema = {k: v + 1 if v.is_floating_point() else v
+           for k, v in weights.items()}
     torch.save(dict(state_dict=weights, state_dict_ema=ema, epoch=299,
                     args=argparse.Namespace(model=f'mobilevigv2_{variant}')),
                path)
@@ -75,7 +76,8 @@ def test_converter_tool_and_init_cfg_on_converted_file(reference, tmp_path):
                                            prefix='backbone.'))
     model.init_weights()
     _, x = reference.inputs()
-    for out, exp in zip(features(model, x), reference.expected('s')['features']):
+    for out, exp in zip(features(model, x),
+                        reference.expected('s')['features']):
         torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
 
     assert main([str(src), str(dst), '--ema']) == 0
@@ -92,7 +94,8 @@ def test_converter_tool_missing_file(tmp_path, capsys):
 
 def test_reference_detection_checkpoint_layout(reference, tmp_path):
     """mmdet 2.x files of the reference: backbone. + reference names."""
-    weights = {f'backbone.{k}': v for k, v in reference.state_dict('ti').items()
+    weights = {f'backbone.{k}': v
+               for k, v in reference.state_dict('ti').items()
                if k.startswith(('stem.', 'backbone.'))}
     weights['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
     path = tmp_path / 'mask_rcnn.pth'
@@ -105,17 +108,23 @@ def test_reference_detection_checkpoint_layout(reference, tmp_path):
                        weights['backbone.backbone.1.0.conv.0.weight'])
 
 
+def pretrained(arch, path, prefix='backbone.', **kwargs):
+    """A backbone whose init_cfg loads ``path``."""
+    return MobileViGv2(arch, init_cfg=dict(type='Pretrained',
+                                           checkpoint=str(path),
+                                           prefix=prefix), **kwargs)
+
+
 def test_mismatched_checkpoint_names_keys_and_variant(reference, tmp_path):
     path = tmp_path / 'ti.pth'
     reference_checkpoint(reference, 'ti', path)
-    model = MobileViGv2('m', init_cfg=dict(type='Pretrained',
-                                           checkpoint=str(path),
-                                           prefix='backbone.'))
+    model = pretrained('m', path)
     with pytest.raises(CheckpointMismatchError) as info:
         model.init_weights()
     message = str(info.value)
     assert "does not fit MobileViGv2(arch='m')" in message
-    assert 'shape mismatches: stages.2.0.conv.weight: checkpoint [128, 64, 3, 3]' \
+    assert 'shape mismatches: stages.2.0.conv.weight: checkpoint ' \
+           '[128, 64, 3, 3]' \
            ' vs model [192, 64, 3, 3]' in message
     assert "looks like arch 'ti'" in message
     assert 'missing keys: stages.0.2.' in message  # m has 3 blocks, ti 2
@@ -124,13 +133,10 @@ def test_mismatched_checkpoint_names_keys_and_variant(reference, tmp_path):
 def test_wrong_prefix_and_missing_file(reference, tmp_path):
     path = tmp_path / 'ti.pth'
     reference_checkpoint(reference, 'ti', path)
-    model = MobileViGv2('ti', init_cfg=dict(type='Pretrained',
-                                            checkpoint=str(path),
-                                            prefix='encoder.'))
+    model = pretrained('ti', path, prefix='encoder.')
     with pytest.raises(CheckpointMismatchError, match="prefix 'encoder.'"):
         model.init_weights()
-    model = MobileViGv2('ti', init_cfg=dict(type='Pretrained',
-                                            checkpoint=str(tmp_path / 'no.pth')))
+    model = pretrained('ti', tmp_path / 'no.pth', prefix=None)
     with pytest.raises(FileNotFoundError,
                        match='Pretrained checkpoint not found'):
         model.init_weights()
@@ -139,8 +145,7 @@ def test_wrong_prefix_and_missing_file(reference, tmp_path):
 def test_training_checkpoint_into_deploy_model_says_how(reference, tmp_path):
     path = tmp_path / 'ti.pth'
     reference_checkpoint(reference, 'ti', path)
-    model = MobileViGv2('ti', deploy=True, init_cfg=dict(
-        type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    model = pretrained('ti', path, deploy=True)
     with pytest.raises(CheckpointMismatchError,
                        match='reparameterize_model.py'):
         model.init_weights()

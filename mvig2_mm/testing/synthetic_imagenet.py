@@ -20,7 +20,7 @@ split='train', classes=OUT_DIR + '/meta/classes.txt')`` (and ``split='val'``).
 
 Command line::
 
-    python -m mvig2_mm.datasets.synthetic_imagenet data/synthetic \
+    python -m mvig2_mm.testing.synthetic_imagenet data/synthetic \
         --num-classes 5 --train-per-class 50 --val-per-class 10 --size 64
 """
 import argparse

@@ -1,16 +1,15 @@
 """A small synthetic semantic-segmentation dataset in the ADE20K layout.
 
-The images of :mod:`mvig2_mm.datasets.synthetic_coco` (coloured shapes on
+The images of :mod:`mvig2_mm.testing.synthetic_coco` (coloured shapes on
 textured backgrounds) with PNG label maps::
 
-    python -m mvig2_mm.datasets.synthetic_ade20k data/shapes_ade
+    python -m mvig2_mm.testing.synthetic_ade20k data/shapes_ade
 
 writes ``images/{training,validation}/*.jpg`` and
 ``annotations/{training,validation}/*.png`` like ADE20K. As there, label 0 is
 "other" (ignored with ``reduce_zero_label=True``) and the classes
 :data:`CLASSES` are stored as 1..4 (0..3 after the reduction).
 """
-import argparse
 import os
 import os.path as osp
 from typing import Sequence
@@ -19,7 +18,7 @@ import cv2
 import numpy as np
 
 from .synthetic_coco import CLASSES as SHAPES
-from .synthetic_coco import check_sizes, make_image
+from .synthetic_coco import check_sizes, make_image, parse_generator_args
 
 CLASSES = ('background', ) + SHAPES
 PALETTE = [(120, 120, 120), (220, 20, 60), (0, 160, 0), (30, 60, 230)]
@@ -41,7 +40,8 @@ def generate(out_dir: str, num_train: int = 300, num_val: int = 60,
                                         max_size)
             label = np.ones((h, w), dtype=np.uint8)  # 1 = background
             for inst in instances:
-                label[inst['mask'].astype(bool)] = CLASSES.index(inst['cls']) + 1
+                label[inst['mask'].astype(bool)] = \
+                    CLASSES.index(inst['cls']) + 1
             name = f'synthetic_{split}_{i:06d}'
             cv2.imwrite(osp.join(img_dir, name + '.jpg'), img,
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -49,14 +49,7 @@ def generate(out_dir: str, num_train: int = 300, num_val: int = 60,
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('out_dir')
-    parser.add_argument('--num-train', type=int, default=300)
-    parser.add_argument('--num-val', type=int, default=60)
-    parser.add_argument('--size', type=int, nargs=2, default=[128, 128],
-                        metavar=('H', 'W'))
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_generator_args(__doc__, 300, 60, (128, 128), argv)
     generate(args.out_dir, args.num_train, args.num_val, args.size,
              seed=args.seed)
     print(f'Wrote {args.num_train} training / {args.num_val} validation '

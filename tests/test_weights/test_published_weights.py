@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mvig2_mm.models.utils import (CheckpointMismatchError, check_checkpoint,
-                                   convert_checkpoint)
+from mvig2_mm.weights import (CheckpointMismatchError, check_checkpoint,
+                              convert_checkpoint)
 
 REPO = Path(__file__).resolve().parents[2]
 DET = REPO / 'configs/detection/maskrcnn_mvig2_ti.py'
@@ -150,7 +150,7 @@ def test_init_cfg_takes_ema_weights_as_the_reference(imagenet_file):
     ('ade', 'segmentation', SEG)])
 def test_converter_recognises_each_file(kind, task, config, request,
                                         tmp_path, reference):
-    from mvig2_mm.models.utils import load_checkpoint_strictly
+    from mvig2_mm.weights import load_checkpoint_strictly
     path, weights = request.getfixturevalue(f'{kind}_file')
     out, again = tmp_path / 'converted.pth', tmp_path / 'again.pth'
     tool = REPO / 'tools/model_converters/mobilevigv2_to_mm.py'
@@ -269,7 +269,8 @@ def test_published_classifier_in_deploy_form(imagenet_file, tmp_path,
     from mmpretrain.apis import init_model
     path, _ = imagenet_file
     out = reparameterize(CLS, path, tmp_path / 'deploy.pth')
-    deploy_config = REPO / 'configs/classification/deploy/mvig2_ti_in1k_deploy.py'
+    deploy_config = (REPO / 'configs/classification/deploy/'
+                     'mvig2_ti_in1k_deploy.py')
     model = init_model(str(deploy_config), str(out), device='cpu')
     check_checkpoint(model, torch.load(out, weights_only=True))
     x, _ = reference.inputs()

@@ -1,0 +1,19 @@
+"""Weights: the one converter of published checkpoints and the one strict
+loader that every model and tool uses. Imports nothing of the models."""
+from .converter import (convert_backbone_keys_, convert_checkpoint,
+                        convert_reference_classifier_,
+                        convert_reference_state_dict, dataset_meta_of,
+                        guess_task, is_reference_layout, select_state_dict)
+from .loading import (CheckpointMismatchError, check_checkpoint,
+                      checkpoint_form, describe_arch, load_checkpoint_file,
+                      load_checkpoint_strictly, load_pretrained,
+                      pretrained_cfg)
+
+__all__ = [
+    'convert_backbone_keys_', 'convert_checkpoint',
+    'convert_reference_classifier_', 'convert_reference_state_dict',
+    'dataset_meta_of', 'guess_task', 'is_reference_layout',
+    'select_state_dict', 'CheckpointMismatchError', 'check_checkpoint',
+    'checkpoint_form', 'describe_arch', 'load_checkpoint_file',
+    'load_checkpoint_strictly', 'load_pretrained', 'pretrained_cfg'
+]
