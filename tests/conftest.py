@@ -34,14 +34,15 @@ def reference():
         dir = path
 
         @staticmethod
-        def state_dict(variant):
+        def state_dict(variant, family='mobilevigv2'):
+            """``family``: 'mobilevigv2', or 'mobilevig' for MobileViG."""
             manifest = json.loads(
-                (path / f'mobilevigv2_{variant}.manifest.json').read_text())
+                (path / f'{family}_{variant}.manifest.json').read_text())
             return reference_weights.reference_state_dict(manifest)
 
         @staticmethod
-        def expected(variant):
-            return torch.load(path / f'mobilevigv2_{variant}.expected.pt',
+        def expected(variant, family='mobilevigv2'):
+            return torch.load(path / f'{family}_{variant}.expected.pt',
                               weights_only=True)
 
         inputs = staticmethod(reference_weights.reference_inputs)
@@ -87,10 +88,11 @@ def published(reference):
     from mmengine.config import Config
     from mmengine.registry import DATASETS, MODELS
 
-    def backbone_keys(variant):
+    def backbone_keys(variant, family):
         return OrderedDict(
             (f'backbone.{k}', v) for k, v in reference.state_dict(
-                variant).items() if k.startswith(('stem.', 'backbone.')))
+                variant, family).items()
+            if k.startswith(('stem.', 'backbone.', 'local_backbone.')))
 
     def perturbed(state_dict, seed):
         g = torch.Generator().manual_seed(seed)
@@ -102,21 +104,22 @@ def published(reference):
     class Published:
 
         @staticmethod
-        def imagenet(variant, path):
+        def imagenet(variant, path, family='mobilevigv2'):
             """A timm-style ImageNet training checkpoint: live and EMA
             weights, optimizer state, ``args`` (an argparse.Namespace)."""
-            weights = reference.state_dict(variant)
+            weights = reference.state_dict(variant, family)
             ema = OrderedDict((k, v + 1 if v.is_floating_point() else v)
                               for k, v in weights.items())
             torch.save(dict(state_dict=weights, state_dict_ema=ema,
                             optimizer=dict(state={}, param_groups=[]),
                             epoch=299, scaler={},
                             args=argparse.Namespace(
-                                model=f'mobilevigv2_{variant}')), path)
+                                model=f'{family}_{variant}')), path)
             return weights
 
         @staticmethod
-        def whole_model(config, variant, path, library, seed=1):
+        def whole_model(config, variant, path, library, seed=1,
+                        family='mobilevigv2'):
             """An mmdet 2.28 / mmseg 0.30 file of ``config``'s model (a
             MobileViGv2 ``variant`` backbone): reference backbone keys under
             ``backbone.``, the other modules as mmdet 3 / mmseg 1 name them
@@ -131,7 +134,7 @@ def published(reference):
             model.init_weights()
             others = OrderedDict((k, v) for k, v in model.state_dict().items()
                                  if not k.startswith('backbone.'))
-            state_dict = backbone_keys(variant)
+            state_dict = backbone_keys(variant, family)
             state_dict.update(perturbed(others, seed))
             dataset = cfg.test_dataloader.dataset
             with DATASETS.switch_scope_and_registry(scope) as datasets:

@@ -1,13 +1,16 @@
-"""Putting a MobileViGv2 backbone into an existing OpenMMLab config.
+"""Putting a MobileViGv2 (or MobileViG) backbone into an existing OpenMMLab
+config.
 
 :func:`swap_backbone` takes a loaded config (any mmdet detector with a neck,
 e.g. Faster/Mask/Cascade R-CNN, RetinaNet, FCOS, ATSS, GFL, YOLOF) and returns
-a copy that uses MobileViGv2 instead of its backbone. ``tools/misc/
+a copy that uses MobileViGv2 (or its predecessor MobileViG) instead of its
+backbone. ``tools/misc/
 swap_backbone.py`` wraps it to write a new config file.
 
 What changes, and nothing else:
 
-* ``model.backbone`` becomes ``MobileViGv2`` (``norm_eval=True``, an ImageNet
+* ``model.backbone`` becomes ``MobileViGv2`` or ``MobileViG``
+  (``norm_eval=True``, an ImageNet
   ``Pretrained`` init unless ``checkpoint=None``); ``model.pretrained`` goes.
 * The neck's ``in_channels`` become the channels of the stages it consumes:
   a neck that takes ``n`` feature maps gets the last ``n`` stages (strides
@@ -26,16 +29,21 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 
-from ..models.backbones.mobilevigv2 import MobileViGv2
+from ..models.backbones import MobileViG, MobileViGv2
 
-DEFAULT_CHECKPOINT = 'checkpoints/mobilevigv2_{arch}_in1k.pth'
+BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
+#: ``{family}``: ``mobilevigv2`` or ``mobilevig``
+DEFAULT_CHECKPOINT = 'checkpoints/{family}_{arch}_in1k.pth'
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
 
 
-def stage_channels(arch: str) -> List[int]:
-    """Output channels of the four stages of a MobileViGv2 preset."""
-    return list(MobileViGv2.parse_arch(arch)['channels'])
+def stage_channels(arch: str, backbone: str = 'MobileViGv2') -> List[int]:
+    """Output channels of the four stages of a preset of ``backbone``."""
+    if backbone not in BACKBONES:
+        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
+                         f'{backbone!r}')
+    return list(BACKBONES[backbone].parse_arch(arch)['channels'])
 
 
 def _first_neck(model: ConfigDict) -> ConfigDict:
@@ -56,7 +64,7 @@ def _consumed_stages(in_channels: Union[int, Sequence[int]],
     count = 1 if isinstance(in_channels, int) else len(in_channels)
     if not 1 <= count <= num_stages:
         raise ValueError(
-            f'The neck takes {count} feature maps; MobileViGv2 has only '
+            f'The neck takes {count} feature maps; the backbone has only '
             f'{num_stages} stages.')
     return tuple(range(num_stages - count, num_stages))
 
@@ -64,26 +72,30 @@ def _consumed_stages(in_channels: Union[int, Sequence[int]],
 def swap_backbone(cfg: Config, arch: str = 'm',
                   checkpoint: Optional[str] = DEFAULT_CHECKPOINT,
                   norm_eval: bool = True,
-                  drop_path_rate: float = 0.) -> Config:
-    """Return a copy of ``cfg`` with a MobileViGv2 backbone.
+                  drop_path_rate: float = 0.,
+                  backbone: str = 'MobileViGv2') -> Config:
+    """Return a copy of ``cfg`` with a MobileViGv2 (or MobileViG) backbone.
 
     Args:
         cfg (Config): A loaded config with ``model.backbone`` and a neck.
-        arch (str): MobileViGv2 preset: ``'ti'``, ``'s'``, ``'m'`` or
-            ``'b'``. Defaults to ``'m'``.
+        arch (str): Preset: ``'ti'``, ``'s'``, ``'m'`` or ``'b'``.
+            Defaults to ``'m'``.
         checkpoint (str, optional): ImageNet checkpoint for the backbone's
-            ``Pretrained`` init (``{arch}`` is filled in); ``None`` keeps the
-            random init. Defaults to
-            ``'checkpoints/mobilevigv2_{arch}_in1k.pth'``.
+            ``Pretrained`` init (``{arch}`` and ``{family}`` are filled in);
+            ``None`` keeps the random init. Defaults to
+            ``'checkpoints/{family}_{arch}_in1k.pth'``
+            (``mobilevigv2_m_in1k.pth`` for MobileViGv2-M).
         norm_eval (bool): Keep the backbone's BatchNorm in eval mode while
             training. Defaults to True (the paper's detection recipe).
         drop_path_rate (float): Stochastic depth of the backbone.
             Defaults to 0.
+        backbone (str): ``'MobileViGv2'`` or ``'MobileViG'``.
+            Defaults to ``'MobileViGv2'``.
 
     Returns:
         Config: The new config; ``cfg`` is not modified.
     """
-    channels = stage_channels(arch)
+    channels = stage_channels(arch, backbone)
     cfg = copy.deepcopy(cfg)
     model = cfg.get('model')
     if model is None or 'backbone' not in model:
@@ -95,14 +107,14 @@ def swap_backbone(cfg: Config, arch: str = 'm',
     else:
         neck['in_channels'] = [channels[i] for i in out_indices]
 
-    backbone = dict(type='MobileViGv2', arch=arch, out_indices=out_indices,
-                    norm_eval=norm_eval, drop_path_rate=drop_path_rate)
+    new = dict(type=backbone, arch=arch, out_indices=out_indices,
+               norm_eval=norm_eval, drop_path_rate=drop_path_rate)
     if checkpoint is not None:
         # EMA weights when the file has them, as the reference backbones
-        backbone['init_cfg'] = dict(type='Pretrained',
-                                    checkpoint=checkpoint.format(arch=arch),
-                                    prefix='backbone.', use_ema=True)
-    model['backbone'] = ConfigDict(backbone)
+        path = checkpoint.format(arch=arch, family=backbone.lower())
+        new['init_cfg'] = dict(type='Pretrained', checkpoint=path,
+                               prefix='backbone.', use_ema=True)
+    model['backbone'] = ConfigDict(new)
     model.pop('pretrained', None)
 
     preprocessor = model.get('data_preprocessor')

@@ -17,6 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from ..models import MobileViGv2, imagenet_classifier_cfg
+from ..models.classifiers.presets import BACKBONES
 from ..models.utils import switch_to_deploy
 from ..weights import load_checkpoint_strictly, load_pretrained
 
@@ -41,11 +42,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help='model config (classification; detection or '
                         'segmentation with --backbone-only)')
     parser.add_argument('--arch', choices=ARCHS,
-                        help='a MobileViGv2 variant instead of a config '
-                        '(ImageNet classifier, or the backbone)')
+                        help='a variant instead of a config (ImageNet '
+                        'classifier, or the backbone)')
+    parser.add_argument('--backbone', default='MobileViGv2',
+                        choices=list(BACKBONES),
+                        help='the family of --arch (default: MobileViGv2)')
     parser.add_argument('--checkpoint',
                         help='weights: an mmpretrain/mmdet/mmseg checkpoint '
-                        'of the config, a reference MobileViGv2 checkpoint, '
+                        'of the config, a published (reference) checkpoint, '
                         'or a deploy-form one with a deploy config. Without '
                         'it the weights are random (for trying the tool).')
     parser.add_argument('--backbone-only', action='store_true',
@@ -101,8 +105,12 @@ def output_names(model: nn.Module) -> List[str]:
 def build_export_model(config: Optional[str] = None,
                        arch: Optional[str] = None,
                        checkpoint: Optional[str] = None,
-                       backbone_only: bool = False) -> nn.Module:
+                       backbone_only: bool = False,
+                       backbone: str = 'MobileViGv2') -> nn.Module:
     """The deploy-form network to export, in eval mode on the CPU.
+
+    ``backbone`` is the family (``'MobileViGv2'`` or ``'MobileViG'``) of
+    ``arch``; a config names its own.
 
     Returns:
         nn.Module: :class:`Logits` of a classifier, or :class:`StageMaps` of
@@ -119,8 +127,8 @@ def build_export_model(config: Optional[str] = None,
             model_cfg.backbone.init_cfg = None  # weights: --checkpoint
     else:
         init_default_scope('mmpretrain')
-        model_cfg = (dict(type='MobileViGv2', arch=arch) if backbone_only
-                     else imagenet_classifier_cfg(arch))
+        model_cfg = (dict(type=backbone, arch=arch) if backbone_only
+                     else imagenet_classifier_cfg(arch, backbone=backbone))
     from mmpretrain.models.classifiers import BaseClassifier
     model = MODELS.build(model_cfg)
     if backbone_only:
@@ -144,7 +152,7 @@ def model_from_args(args: argparse.Namespace,
     warns when no checkpoint gives the weights."""
     try:
         model = build_export_model(args.config, args.arch, args.checkpoint,
-                                   args.backbone_only)
+                                   args.backbone_only, args.backbone)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
         return None

@@ -4,8 +4,9 @@ from .converter import (convert_backbone_keys_, convert_checkpoint,
                         convert_reference_classifier_,
                         convert_reference_state_dict, dataset_meta_of,
                         guess_task, is_reference_layout, select_state_dict)
-from .loading import (CheckpointMismatchError, check_checkpoint,
-                      checkpoint_form, describe_arch, load_checkpoint_file,
+from .loading import (BACKBONE_FAMILIES, CheckpointMismatchError,
+                      check_checkpoint, checkpoint_family, checkpoint_form,
+                      describe_arch, load_checkpoint_file,
                       load_checkpoint_strictly, load_pretrained,
                       pretrained_cfg)
 
@@ -13,7 +14,8 @@ __all__ = [
     'convert_backbone_keys_', 'convert_checkpoint',
     'convert_reference_classifier_', 'convert_reference_state_dict',
     'dataset_meta_of', 'guess_task', 'is_reference_layout',
-    'select_state_dict', 'CheckpointMismatchError', 'check_checkpoint',
+    'select_state_dict', 'BACKBONE_FAMILIES', 'CheckpointMismatchError',
+    'check_checkpoint', 'checkpoint_family',
     'checkpoint_form', 'describe_arch', 'load_checkpoint_file',
     'load_checkpoint_strictly', 'load_pretrained', 'pretrained_cfg'
 ]

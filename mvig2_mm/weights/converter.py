@@ -25,7 +25,7 @@ checkpoint (the offline converter).
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping, MutableMapping, Optional
+from typing import Dict, List, Mapping, MutableMapping, Optional
 
 import torch
 
@@ -65,11 +65,35 @@ _HEAD_RULES = [
     (r'^head\.', 'fc.'),
     (r'^dist_head\.', 'fc_dist.'),
 ]
+# MobileViG (v1): its flat ``local_backbone`` list (inverted residuals and
+# downsampling convs) and its global ``backbone.{i}.{0: Grapher, 1: FFN}``.
+_MOBILEVIG_IR_RULES = [
+    (r'^mlp\.fc1\.', 'pw1.conv.'),
+    (r'^mlp\.norm1\.', 'pw1.bn.'),
+    (r'^mlp\.mid\.', 'dw.conv.'),
+    (r'^mlp\.mid_norm\.', 'dw.bn.'),
+    (r'^mlp\.fc2\.', 'pw2.conv.'),
+    (r'^mlp\.norm2\.', 'pw2.bn.'),
+    (r'^layer_scale_2$', 'layer_scale_1'),
+]
+_MOBILEVIG_DOWN_RULES = [(r'^conv\.0\.', 'conv.'), (r'^conv\.1\.', 'bn.')]
+_MOBILEVIG_SVGA_RULES = [
+    (r'^0\.(fc1|fc2)\.0\.', r'grapher.\1.conv.'),
+    (r'^0\.(fc1|fc2)\.1\.', r'grapher.\1.bn.'),
+    (r'^0\.graph_conv\.nn\.0\.', 'grapher.graph_conv.nn.conv.'),
+    (r'^0\.graph_conv\.nn\.1\.', 'grapher.graph_conv.nn.bn.'),
+    (r'^1\.fc1\.0\.', 'ffn.0.conv.'),
+    (r'^1\.fc1\.1\.', 'ffn.0.bn.'),
+    (r'^1\.fc2\.0\.', 'ffn.1.conv.'),
+    (r'^1\.fc2\.1\.', 'ffn.1.bn.'),
+]
 # A reference backbone key (relative to the backbone), and nothing of ours.
-_REFERENCE_BACKBONE_KEY = re.compile(r'^(stem\.stem\.|backbone\.\d+\.\d+\.)')
+_REFERENCE_BACKBONE_KEY = re.compile(
+    r'^(stem\.stem\.|backbone\.\d+\.\d+\.|local_backbone\.)')
 # A key of a whole reference classifier, and nothing of ours.
-_REFERENCE_KEY = re.compile(r'^(stem\.stem\.|backbone\.\d+\.\d+\.|prediction\.'
-                            r'|dist_head\.|head\.(weight|bias)$)')
+_REFERENCE_KEY = re.compile(
+    r'^(stem\.stem\.|backbone\.\d+\.\d+\.|local_backbone\.|prediction\.'
+    r'|dist_head\.|head\.(weight|bias)$)')
 
 #: The top-level modules that tell a file's task.
 TASK_PREFIXES = {
@@ -97,23 +121,62 @@ def is_reference_layout(state_dict: Mapping[str, object]) -> bool:
     return any(_REFERENCE_KEY.match(_strip_module(k)) for k in state_dict)
 
 
+def _mobilevig_names(keys: List[str]) -> Dict[str, str]:
+    """``{reference name: ours}`` of a MobileViG (v1) backbone's keys: the
+    flat ``local_backbone`` list becomes stages 0-2 (a downsampling conv
+    starts the next stage), the global blocks follow the last downsampling
+    conv in stage 3."""
+    entries = sorted({int(k.split('.')[1]) for k in keys
+                      if k.startswith('local_backbone.')})
+    place, stage, block = {}, 0, 0
+    for j in entries:
+        if f'local_backbone.{j}.conv.0.weight' in keys:  # Downsample
+            stage, block = stage + 1, 0
+        place[j] = (stage, block)
+        block += 1
+    names = {}
+    for key in keys:
+        m = re.match(r'^local_backbone\.(\d+)\.(.*)$', key)
+        if m:
+            s, b = place[int(m[1])]
+            rules = _MOBILEVIG_IR_RULES if b or s == 0 else \
+                _MOBILEVIG_DOWN_RULES
+            names[key] = f'stages.{s}.{b}.{_apply(rules, m[2]) or m[2]}'
+            continue
+        m = re.match(r'^backbone\.(\d+)\.(.*)$', key)
+        if m:
+            rest = _apply(_MOBILEVIG_SVGA_RULES, m[2]) or m[2]
+            names[key] = f'stages.{stage}.{int(m[1]) + 1}.{rest}'
+        elif key.startswith('stem.stem.'):
+            names[key] = _apply(_BACKBONE_RULES, key)
+    return names
+
+
+def reference_backbone_names(keys) -> Dict[str, str]:
+    """``{reference name: ours}`` of the reference backbone keys among
+    ``keys`` (relative to the backbone), of either family: MobileViG (v1,
+    recognised by its ``local_backbone``) or MobileViGv2."""
+    keys = [k for k in keys if _REFERENCE_BACKBONE_KEY.match(k)]
+    if any(k.startswith('local_backbone.') for k in keys):
+        return _mobilevig_names(keys)
+    return {k: _apply(_BACKBONE_RULES, k) for k in keys}
+
+
 def convert_backbone_keys_(state_dict: MutableMapping[str, torch.Tensor],
                            prefix: str = '') -> int:
     """Rename the reference backbone keys under ``prefix`` in place.
 
     ``prefix + 'stem.stem.0.weight'`` becomes ``prefix + 'stem.0.conv.weight'``
-    and so on; every other key is left alone, so converting twice changes
-    nothing. The order of the keys is kept.
+    and so on, for a MobileViGv2 or a MobileViG (v1) checkpoint; every other
+    key is left alone, so converting twice changes nothing. The order of the
+    keys is kept.
 
     Returns:
         int: How many keys were renamed.
     """
-    renamed = {}
-    for key in state_dict:
-        if key.startswith(prefix):
-            local = key[len(prefix):]
-            if _REFERENCE_BACKBONE_KEY.match(local):
-                renamed[key] = prefix + _apply(_BACKBONE_RULES, local)
+    names = reference_backbone_names(
+        k[len(prefix):] for k in state_dict if k.startswith(prefix))
+    renamed = {prefix + old: prefix + new for old, new in names.items()}
     if not renamed:
         return 0
     items = [(renamed.get(k, k), v) for k, v in state_dict.items()]
@@ -125,7 +188,8 @@ def convert_backbone_keys_(state_dict: MutableMapping[str, torch.Tensor],
 def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
                                  backbone_prefix: str = 'backbone.',
                                  head_prefix: str = 'head.') -> StateDict:
-    """Convert a reference MobileViGv2 classifier's state dict.
+    """Convert a reference MobileViGv2 or MobileViG classifier's state
+    dict (the two share their classifier's layout).
 
     Pure and idempotent: a dict with no reference keys is returned as a
     shallow copy, unchanged. Keys that belong to neither the backbone nor the
@@ -143,12 +207,13 @@ def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
     """
     if not is_reference_layout(state_dict):
         return OrderedDict(state_dict)
+    state_dict = OrderedDict((_strip_module(k), v)
+                             for k, v in state_dict.items())
+    backbone = reference_backbone_names(state_dict)
     converted: StateDict = OrderedDict()
     for key, value in state_dict.items():
-        key = _strip_module(key)
-        new = _apply(_BACKBONE_RULES, key)
-        if new is not None:
-            converted[backbone_prefix + new] = value
+        if key in backbone:
+            converted[backbone_prefix + backbone[key]] = value
             continue
         new = _apply(_HEAD_RULES, key)
         if new is not None:

@@ -7,7 +7,6 @@ loaded, whether a file fits a whole model exactly (after the conversions the
 model applies on load), and why not.
 """
 import os.path as osp
-import re
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -20,7 +19,8 @@ from .converter import (convert_reference_state_dict, guess_task,
                         select_state_dict)
 
 __all__ = [
-    'CheckpointMismatchError', 'check_checkpoint', 'checkpoint_form',
+    'BACKBONE_FAMILIES', 'CheckpointMismatchError', 'check_checkpoint',
+    'checkpoint_family', 'checkpoint_form',
     'describe_arch', 'load_checkpoint_file', 'load_checkpoint_strictly',
     'load_pretrained', 'pretrained_cfg'
 ]
@@ -68,34 +68,34 @@ def _mvig_backbones(model: nn.Module) -> List[Tuple[str, nn.Module]]:
             if hasattr(module, 'arch_settings') and hasattr(module, 'stages')]
 
 
+#: Key fragments that tell each MobileViG family's checkpoints apart
+#: (``{class name: fragments}``), filled in by the backbone classes.
+BACKBONE_FAMILIES: Dict[str, Tuple[str, ...]] = {}
+
+
 def describe_arch(state_dict: Mapping[str, torch.Tensor],
-                  arch_settings: Mapping[str, dict]) -> str:
-    """Name the variant of ``arch_settings`` a bare backbone state dict
-    (converted keys) looks like."""
-    stage_keys: Dict[int, Dict[int, str]] = {}
-    channels: Dict[int, int] = {}
-    for key, value in state_dict.items():
-        m = re.match(r'^stages\.(\d+)\.(\d+)\.(\w+)', key)
-        if not m:
-            continue
-        stage, block, part = int(m[1]), int(m[2]), m[3]
-        kind = {'pw1': 'ir', 'mixer': 'mgc', 'conv': 'down'}.get(part)
-        if kind:
-            stage_keys.setdefault(stage, {})[block] = kind
-        if part == 'pw1' and key.endswith('conv.weight'):
-            channels[stage] = value.shape[1]
-    if not stage_keys:
-        return 'no MobileViGv2 backbone (no stages.* keys)'
-    stages = sorted(stage_keys)
-    found = dict(
-        channels=[channels.get(s) for s in stages],
-        ir_blocks=[list(stage_keys[s].values()).count('ir') for s in stages],
-        mgc_blocks=[list(stage_keys[s].values()).count('mgc') for s in stages])
-    for name, arch in arch_settings.items():
+                  backbone_cls: type) -> str:
+    """Name the variant of ``backbone_cls`` (a MobileViG backbone class) that
+    a bare backbone state dict (converted keys) looks like."""
+    name = backbone_cls.__name__
+    found = backbone_cls.arch_from_state_dict(dict(state_dict))
+    if not found:
+        return f'no {name} backbone'
+    for arch_name, arch in backbone_cls.arch_settings.items():
         if all(arch[k] == v for k, v in found.items()):
-            return f"arch '{name}'"
+            return f"arch '{arch_name}'"
     return 'a custom arch with ' + ', '.join(
         f'{k}={v}' for k, v in found.items())
+
+
+def checkpoint_family(keys) -> Optional[str]:
+    """The MobileViG family (class name) whose checkpoint keys (reference
+    or converted) these are, or None."""
+    keys = list(keys)
+    for name, markers in BACKBONE_FAMILIES.items():
+        if markers and any(m in k for k in keys for m in markers):
+            return name
+    return None
 
 
 def _arch_name(backbone: nn.Module) -> str:
@@ -154,6 +154,10 @@ def _likely_cause(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
             return (f'it holds no {name} weights under {prefix!r} (another '
                     f"model's or another library's file? its first keys: "
                     f'{first})')
+        family = checkpoint_family(keys)
+        if family and family != name:
+            return (f'it is a {family} checkpoint and the model is {name}: '
+                    f'use a {family} config')
         form = checkpoint_form(keys)
         if backbone.deploy and form == 'training':
             return ('it is a training-form checkpoint and the model is built '
@@ -163,7 +167,7 @@ def _likely_cause(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
             return ('it is a deploy-form checkpoint (norms folded into the '
                     'convolutions) and the model is built with deploy=False: '
                     'build it with deploy=True')
-        found = describe_arch(keys, backbone.arch_settings)
+        found = describe_arch(keys, type(backbone))
         if found != f'arch {_arch_name(backbone)}' and any(
                 k.startswith(prefix) for k in unexpected + shapes):
             return (f'the checkpoint looks like {found} ({name}) and the '

@@ -158,3 +158,59 @@ def test_imagenet_classifier_preset_matches_the_config(variant):
     assert preset['backbone']['arch'] == cfg.backbone.arch
     for key in ('in_channels', 'emb_dims', 'num_classes'):
         assert preset['head'][key] == cfg.head[key]
+
+
+# ------------------------------------------------------- MobileViG (v1)
+V1_WIDTHS = dict(ti=(256, 512), s=(256, 512), m=(400, 768), b=(464, 768))
+
+
+def v1_build(variant, deploy=False):
+    from mmpretrain.registry import MODELS
+    folder = CONFIGS / 'deploy' if deploy else CONFIGS
+    suffix = '_deploy' if deploy else ''
+    cfg = Config.fromfile(folder / f'mvig_{variant}_in1k{suffix}.py')
+    return MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_mobilevig_configs(variant):
+    """A few lines over the shared recipe; params as in the metafile."""
+    from mvig2_mm.models import imagenet_classifier_cfg
+    cfg = Config.fromfile(CONFIGS / f'mvig_{variant}_in1k.py')
+    assert cfg.model.backbone == dict(type='MobileViG', arch=variant,
+                                      drop_path_rate=0.1)
+    assert (cfg.model.head.in_channels,
+            cfg.model.head.emb_dims) == V1_WIDTHS[variant]
+    assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
+    preset = imagenet_classifier_cfg(variant, backbone='MobileViG')
+    assert preset['backbone'] == dict(type='MobileViG', arch=variant)
+    assert preset['head']['emb_dims'] == cfg.model.head.emb_dims
+    model = v1_build(variant)
+    meta = metafile_models()[f'mvig_{variant}_in1k']
+    assert meta['In Collection'] == 'MobileViG'
+    assert sum(p.numel() for p in model.parameters()) == \
+        meta['Metadata']['Parameters']
+    deployed = v1_build(variant, deploy=True)
+    assert deployed.backbone.deploy and not deployed.with_teacher
+
+
+@pytest.mark.parametrize('variant', ['ti', 's', 'm'])
+def test_mobilevig_reference_file_and_deploy(reference, variant, tmp_path):
+    """A reference MobileViG ImageNet file loads as it is into the config
+    (converted on load) and, reparameterised, into the deploy config; both
+    give the reference logits."""
+    weights = reference.state_dict(variant, 'mobilevig')
+    expected = reference.expected(variant, 'mobilevig')['logits']
+    x, _ = reference.inputs()
+    src, dst = tmp_path / 'mobilevig.pth', tmp_path / 'deploy.pth'
+    torch.save(dict(state_dict=weights, epoch=300), src)
+    model = v1_build(variant).eval()
+    load_checkpoint(model, str(src), map_location='cpu', strict=True)
+    torch.testing.assert_close(logits(model, x), expected,
+                               atol=1e-4, rtol=1e-4)
+    config = str(CONFIGS / f'mvig_{variant}_in1k.py')
+    assert reparameterize([config, str(src), str(dst)]) == 0
+    deployed = v1_build(variant, deploy=True).eval()
+    load_checkpoint(deployed, str(dst), map_location='cpu', strict=True)
+    torch.testing.assert_close(logits(deployed, x), expected,
+                               atol=1e-4, rtol=1e-4)

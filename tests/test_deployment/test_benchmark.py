@@ -11,6 +11,7 @@ def test_quick_run_prints_every_table(capsys):
         assert title in out
     for row in ('| MobileViGv2-Ti | train | 5.70 |',
                 '| MobileViGv2-Ti | deploy |', '| MobileOne-S1 | deploy |',
+                '| MobileViG-Ti | train | 5.27 |', '| MobileViG-Ti | deploy |',
                 '| Mask R-CNN MobileViGv2-M | deploy backbone |',
                 '| Mask R-CNN ResNet-50 | train |',
                 '| MobileViGv2-Ti | True |'):

@@ -21,3 +21,10 @@ def test_classifier_converts_with_the_right_spec(tmp_path, capsys):
 def test_out_must_be_an_mlpackage(tmp_path):
     with pytest.raises(SystemExit):
         main(['--arch', 'ti', '--out', str(tmp_path / 'ti.mlmodel')])
+
+
+def test_mobilevig_classifier_converts(tmp_path, capsys):
+    out = tmp_path / 'mobilevig_ti.mlpackage'
+    assert main(['--arch', 'ti', '--backbone', 'MobileViG', '--shape', '64',
+                 '--out', str(out)]) == 0
+    assert "outputs {'logits': [1, 1000]}" in capsys.readouterr().out

@@ -135,3 +135,20 @@ def test_cli_dynamo_needs_a_shape_it_can_make_dynamic(tmp_path, capsys):
         main(['--arch', 'ti', '--shape', '32', '--dynamic', '--dynamo',
               '--out', str(tmp_path / 'x.onnx')])
     assert 'at least 33' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('dynamo', [False, True])
+def test_mobilevig_classifier_dynamic_verify(tmp_path, capsys, dynamo):
+    """MobileViG (v1): its number of graph shifts depends on the size; the
+    exported graph computes it (both exporters), checked at several
+    sizes."""
+    if dynamo:
+        pytest.importorskip('onnxscript',
+                            reason=f'onnxscript is not installed ({INSTALL})')
+    out = tmp_path / 'mobilevig.onnx'
+    assert main(['--arch', 'ti', '--backbone', 'MobileViG', '--shape', '64',
+                 '--dynamic', '--verify', '--out', str(out)]
+                + (['--dynamo'] if dynamo else [])) == 0
+    printed = capsys.readouterr().out
+    for size in ('(2, 3, 64, 64)', '(1, 3, 97, 131)', '(1, 3, 256, 192)'):
+        assert f'onnxruntime == PyTorch for input {size}' in printed

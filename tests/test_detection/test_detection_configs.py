@@ -7,7 +7,7 @@ import torch
 import yaml
 from mmengine.config import Config
 
-from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models import MobileViG, MobileViGv2
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / 'configs' / 'detection'
@@ -24,6 +24,11 @@ EXPECTED = {
     ('m', 0.05, [8, 11], True, MASK_RCNN_LOSSES),
     'maskrcnn_mvig2_b.py':
     ('b', 1e-4, [8, 11], True, MASK_RCNN_LOSSES),
+    # MobileViG (v1): its own recipe is the same
+    'maskrcnn_mvig_m.py':
+    ('m', 0.05, [8, 11], True, MASK_RCNN_LOSSES),
+    'maskrcnn_mvig_b.py':
+    ('b', 1e-4, [8, 11], True, MASK_RCNN_LOSSES),
     'retinanet_mvig2_m_1x.py':
     ('m', 0.05, [8, 11], False, ('loss_cls', 'loss_bbox')),
     # ms-3x: 12 epochs over the dataset repeated 3 times
@@ -32,6 +37,10 @@ EXPECTED = {
      ('loss_rpn_cls', 'loss_rpn_bbox', 's0.loss_cls', 's1.loss_bbox',
       's2.loss_mask')),
 }
+
+
+def backbone_class(name: str) -> type:
+    return MobileViG if '_mvig_' in name else MobileViGv2
 
 
 def load(name: str) -> Config:
@@ -50,15 +59,16 @@ def test_config_states_the_recipe(name):
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
     # _delete_ dropped every ResNet key
+    family = backbone_class(name).__name__
     assert cfg.model.backbone == dict(
-        type='MobileViGv2', arch=arch, out_indices=(0, 1, 2, 3),
+        type=family, arch=arch, out_indices=(0, 1, 2, 3),
         norm_eval=True,
         init_cfg=dict(type='Pretrained',
-                      checkpoint=f'checkpoints/mobilevigv2_{arch}_in1k.pth',
-                      prefix='backbone.', use_ema=True))
+                      checkpoint=f'checkpoints/{family.lower()}_{arch}_'
+                      f'in1k.pth', prefix='backbone.', use_ema=True))
     assert 'pretrained' not in cfg.model
     assert cfg.model.neck.in_channels == \
-        MobileViGv2.arch_settings[arch]['channels']
+        backbone_class(name).arch_settings[arch]['channels']
     if name.startswith('retinanet'):
         assert cfg.model.neck.start_level == 1
         assert cfg.model.neck.add_extra_convs == 'on_input'
@@ -125,14 +135,16 @@ def test_config_loads_imagenet_weights(tmp_path, monkeypatch):
 
 def test_metafile():
     meta = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text())
-    (collection, ) = meta['Collections']
-    assert collection['Name'] == 'MobileViGv2'
-    assert '2406.05850' in collection['Paper']['URL']
+    papers = {c['Name']: c['Paper']['URL'] for c in meta['Collections']}
+    assert set(papers) == {'MobileViGv2', 'MobileViG'}
+    assert '2406.05850' in papers['MobileViGv2']
+    assert '2307.00395' in papers['MobileViG']
     models = {m['Name']: m for m in meta['Models']}
     assert {Path(m['Config']).name for m in models.values()} == set(EXPECTED)
     for model in models.values():
         assert (REPO / model['Config']).is_file()
-        assert model['In Collection'] == 'MobileViGv2'
+        assert model['In Collection'] == backbone_class(
+            model['Config']).__name__
         # the authors publish Mask R-CNN M and B (mmdet 2.28 files)
         published = model['Name'] in ('maskrcnn_mvig2_m', 'maskrcnn_mvig2_b')
         assert ('SLDGroup/MobileViGv2' in model.get('Weights', '')) \
@@ -149,4 +161,10 @@ def test_metafile():
         'maskrcnn_mvig2_b': {
             ('Object Detection', 'box AP'): 43.0,
             ('Instance Segmentation', 'mask AP'): 39.6},
+        'maskrcnn_mvig_m': {
+            ('Object Detection', 'box AP'): 41.3,
+            ('Instance Segmentation', 'mask AP'): 38.1},
+        'maskrcnn_mvig_b': {
+            ('Object Detection', 'box AP'): 42.0,
+            ('Instance Segmentation', 'mask AP'): 38.9},
     }

@@ -46,6 +46,21 @@ def test_swapped_detector_builds_and_runs(path, det_smoke):
     det_smoke(cfg.model, with_mask, loss_keys)
 
 
+@pytest.mark.parametrize('path', [
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'retinanet/retinanet_r50_fpn_1x_coco.py',
+    'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'])
+def test_mobilevig_swapped_into_mmdet_configs(path, det_smoke):
+    """The predecessor family drops into real mmdet configs as well."""
+    with_mask, loss_keys = DETECTORS[path]
+    cfg = swap_backbone(mmdet_config(path), arch='ti', backbone='MobileViG')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'MobileViG'
+    assert backbone.init_cfg.checkpoint == 'checkpoints/mobilevig_ti_in1k.pth'
+    det_smoke(cfg.model, with_mask, loss_keys)
+
+
 def test_swap_sets_backbone_neck_and_imports():
     original = mmdet_config('retinanet/retinanet_r50_fpn_1x_coco.py')
     original.model.pretrained = 'torchvision://resnet50'

@@ -5,14 +5,15 @@ import sys
 import pytest
 
 
+@pytest.mark.parametrize('backbone', ['MobileViGv2', 'MobileViG'])
 @pytest.mark.parametrize('library', ['mmdet', 'mmseg', 'mmpretrain'])
-def test_backbone_builds_from_library_registry(library):
+def test_backbone_builds_from_library_registry(library, backbone):
     import importlib
     registry = importlib.import_module(f'{library}.registry').MODELS
     import mvig2_mm  # noqa: F401
     model = registry.build(
-        dict(type='MobileViGv2', arch='ti', out_indices=(3, )))
-    assert type(model).__name__ == 'MobileViGv2'
+        dict(type=backbone, arch='ti', out_indices=(3, )))
+    assert type(model).__name__ == backbone
     assert model.out_indices == (3, )
 
 

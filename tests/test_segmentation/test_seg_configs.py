@@ -22,7 +22,7 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
-from mvig2_mm.models import MobileViGv2  # noqa: E402
+from mvig2_mm.models import MobileViG, MobileViGv2  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'segmentation')
@@ -31,7 +31,9 @@ CONFIGS = sorted(osp.basename(p)
 MMSEG_CONFIGS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs')
 ARCHS = {'semfpn_mvig2_ti.py': 'ti', 'semfpn_mvig2_s.py': 's',
          'semfpn_mvig2_m.py': 'm', 'semfpn_mvig2_b.py': 'b',
-         'upernet_mvig2_m.py': 'm'}
+         'upernet_mvig2_m.py': 'm',
+         # MobileViG (v1) with MobileViGv2's recipe
+         'semfpn_mvig_m.py': 'm', 'semfpn_mvig_b.py': 'b'}
 H, W = 64, 96
 
 register_all_modules(init_default_scope=False)
@@ -42,6 +44,10 @@ def _mmseg_scope():
     """Every test here builds in mmseg's scope."""
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
+
+
+def backbone_class(name):
+    return MobileViG if '_mvig_' in name else MobileViGv2
 
 
 def load(name):
@@ -127,18 +133,19 @@ def test_metafile_lists_every_config_with_paper_results():
 def test_config_contents(name):
     cfg = load(name)
     arch = ARCHS[name]
-    channels = MobileViGv2.arch_settings[arch]['channels']
+    family = backbone_class(name).__name__
+    channels = backbone_class(name).arch_settings[arch]['channels']
     import_modules_from_strings(**cfg.custom_imports)
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
     model = cfg.model
     assert model.pretrained is None
     assert dict(model.backbone) == dict(
-        type='MobileViGv2', arch=arch, out_indices=(0, 1, 2, 3),
+        type=family, arch=arch, out_indices=(0, 1, 2, 3),
         norm_eval=True, drop_path_rate=0.0,
         init_cfg=dict(type='Pretrained',
-                      checkpoint=f'checkpoints/mobilevigv2_{arch}_in1k.pth',
-                      prefix='backbone.', use_ema=True))
+                      checkpoint=f'checkpoints/{family.lower()}_{arch}_'
+                      f'in1k.pth', prefix='backbone.', use_ema=True))
     if name.startswith('semfpn'):
         assert model.neck.type == 'FPN'
         assert model.neck.in_channels == channels
@@ -180,9 +187,9 @@ def test_config_contents(name):
 def test_config_builds_and_runs(name):
     cfg = load(name)
     model = build_segmentor(cfg.model)
-    assert isinstance(model.backbone, MobileViGv2)
+    assert type(model.backbone) is backbone_class(name)
     assert model.backbone.channels == \
-        MobileViGv2.arch_settings[ARCHS[name]]['channels']
+        backbone_class(name).arch_settings[ARCHS[name]]['channels']
     model.train()
     assert all(not m.training for m in model.backbone.modules()
                if isinstance(m, _BatchNorm))  # norm_eval
@@ -291,16 +298,17 @@ def test_inference_api(tmp_path):
 
 
 # ------------------------------------- MobileViGv2 in mmseg's own configs
-def swap_backbone(model_cfg, arch):
-    """Put MobileViGv2 into an mmseg model config with a ResNet backbone.
+def swap_backbone(model_cfg, arch, backbone=MobileViGv2):
+    """Put ``backbone`` (MobileViGv2 or MobileViG) into an mmseg model config
+    with a ResNet backbone.
 
     A neck takes the four stages; heads without a neck get the channels of
     the stages their ``in_index`` names (``c1_index`` for the DeepLabV3+
     low-level branch)."""
     model_cfg = copy.deepcopy(model_cfg)
-    channels = MobileViGv2.arch_settings[arch]['channels']
+    channels = backbone.arch_settings[arch]['channels']
     model_cfg.pretrained = None
-    model_cfg.backbone = dict(type='MobileViGv2', arch=arch,
+    model_cfg.backbone = dict(type=backbone.__name__, arch=arch,
                               out_indices=(0, 1, 2, 3), norm_eval=True)
     if model_cfg.get('neck') is not None:
         model_cfg.neck.in_channels = list(channels)
@@ -342,4 +350,19 @@ def test_backbone_in_mmseg_configs(base, head, in_channels, aux):
     if aux:
         assert type(model.auxiliary_head).__name__ == aux
         assert model.auxiliary_head.in_channels == 128  # stage 2
+    check_loss_and_predict(model, cfg.model.decode_head.num_classes)
+
+
+@pytest.mark.parametrize('base,head', [('fpn_r50.py', 'FPNHead'),
+                                       ('upernet_r50.py', 'UPerHead')])
+def test_mobilevig_in_mmseg_configs(base, head):
+    """The predecessor family in mmseg's own configs."""
+    cfg = Config.fromfile(osp.join(MMSEG_CONFIGS, '_base_', 'models', base))
+    model_cfg = swap_backbone(cfg.model, 'ti', MobileViG)
+    for key in ('decode_head', 'auxiliary_head'):
+        if key in model_cfg:
+            model_cfg[key].channels = 64
+    model = build_segmentor(model_cfg)
+    assert isinstance(model.backbone, MobileViG)
+    assert type(model.decode_head).__name__ == head
     check_loss_and_predict(model, cfg.model.decode_head.num_classes)

@@ -278,3 +278,55 @@ def test_published_classifier_in_deploy_form(imagenet_file, tmp_path,
         logits = model.eval()(x, mode='tensor')
     torch.testing.assert_close(logits, reference.expected('ti')['logits'],
                                atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------- MobileViG (v1)
+def test_mobilevig_files_load_as_they_are(published, reference, tmp_path):
+    """MobileViG's reference ImageNet file and its mmdet 2.28 Mask R-CNN
+    file (the MobileViG repository's layout: ``backbone.`` + the
+    reference names) load into our MobileViG configs as they are, and the
+    converter recognises both."""
+    from mmdet.apis import init_detector
+    from mmpretrain.apis import init_model
+    det_config = REPO / 'configs/detection/maskrcnn_mvig_m.py'
+    det_file = tmp_path / 'mask_rcnn_mobilevig_m.pth'
+    weights = published.whole_model(det_config, 'm', det_file, 'mmdet',
+                                    family='mobilevig')
+    model = init_detector(str(det_config), str(det_file), device='cpu')
+    assert_found_by_value(weights, model)
+    _, x = reference.inputs()
+    with torch.no_grad():
+        outs = model.backbone.eval()(x)
+    for out, exp in zip(outs, reference.expected('m', 'mobilevig')[
+            'features']):
+        torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+
+    cls_file = tmp_path / 'mobilevig_ti.pth'
+    cls_weights = published.imagenet('ti', cls_file, family='mobilevig')
+    cls_config = REPO / 'configs/classification/mvig_ti_in1k.py'
+    classifier = init_model(str(cls_config), str(cls_file), device='cpu',
+                            teacher=None)
+    assert_found_by_value(cls_weights, classifier)
+
+    tool = REPO / 'tools/model_converters/mobilevigv2_to_mm.py'
+    for src, task, arch in ((det_file, 'detection', 'm'),
+                            (cls_file, 'classification', 'ti')):
+        proc = subprocess.run(
+            [sys.executable, str(tool), str(src), str(tmp_path / 'out.pth')],
+            capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        assert f"Converted {task} checkpoint" in proc.stdout
+        assert f"MobileViG arch '{arch}'" in proc.stdout
+
+
+def test_mobilevig_file_in_a_mobilevigv2_config_says_so(published, tmp_path):
+    from mmdet.apis import init_detector
+    det_file = tmp_path / 'mask_rcnn_mobilevig_m.pth'
+    published.whole_model(REPO / 'configs/detection/maskrcnn_mvig_m.py', 'm',
+                          det_file, 'mmdet', family='mobilevig')
+    model = init_detector(str(REPO / 'configs/detection/maskrcnn_mvig2_m.py'),
+                          None, device='cpu')
+    with pytest.raises(CheckpointMismatchError,
+                       match='it is a MobileViG checkpoint and the model is '
+                             'MobileViGv2: use a MobileViG config'):
+        check_checkpoint(model, torch.load(det_file, weights_only=True))

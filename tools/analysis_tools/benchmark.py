@@ -10,7 +10,8 @@ Tables, all measured in one run:
 
 1. Classifiers (backbone + head) at 224x224: params, MACs, latency at batch 1
    and throughput at batch 16 of MobileViGv2 ti/s/m/b in the training form
-   (eval mode) and the deploy form (``switch_to_deploy()``), beside
+   (eval mode) and the deploy form (``switch_to_deploy()``), its
+   predecessor MobileViG ti/s/m/b in both forms (``--families``), beside
    mmpretrain's EfficientFormer-L1, MobileNetV2, MobileOne-S1 (and its deploy
    form), PoolFormer-S12 and ResNet-50 (random weights: speed does not depend
    on them).
@@ -58,6 +59,7 @@ from mvig2_mm.cli.export import count
 from mvig2_mm.models import MobileViGv2
 
 ARCHS = tuple(MobileViGv2.arch_settings)
+FAMILIES = ('MobileViGv2', 'MobileViG')
 ARCH_NAMES = dict(ti='Ti', s='S', m='M', b='B')
 # (name in the table, mmpretrain model name, has a deploy form)
 BASELINES = (
@@ -83,7 +85,11 @@ def parse_args(argv=None):
     parser.add_argument('--tables', type=int, nargs='+', default=[1, 2, 3, 4],
                         choices=[1, 2, 3, 4], help='tables to measure')
     parser.add_argument('--archs', nargs='+', choices=ARCHS,
-                        default=list(ARCHS), help='MobileViGv2 variants')
+                        default=list(ARCHS), help='variants')
+    parser.add_argument('--families', nargs='+', choices=FAMILIES,
+                        default=list(FAMILIES),
+                        help='table 1/2: MobileViGv2 and its predecessor '
+                        'MobileViG')
     parser.add_argument('--repeats', type=int, default=10,
                         help='timed runs per measurement (median reported); '
                         'training steps use a half (backbone) or a third '
@@ -237,23 +243,26 @@ def matmul_gflops(bench: Bench) -> float:
 
 
 # ---------------------------------------------------------------- models
-def mobilevigv2_classifier(arch: str) -> nn.Module:
+def mobilevig_classifier(arch: str, family: str) -> nn.Module:
+    """The reference ImageNet classifier of a MobileViGv2 / MobileViG
+    variant."""
     from mmpretrain.registry import MODELS
 
     from mvig2_mm.models import imagenet_classifier_cfg
-    return MODELS.build(imagenet_classifier_cfg(arch))
+    return MODELS.build(imagenet_classifier_cfg(arch, backbone=family))
 
 
 def classifiers(args) -> List[Tuple[str, str, Callable[[], nn.Module]]]:
     """(model, form, builder) for tables 1 and 2."""
     from mvig2_mm.models.utils import switch_to_deploy
     rows = []
-    for arch in args.archs:
-        name = f'MobileViGv2-{ARCH_NAMES[arch]}'
-        rows.append((name, 'train', lambda a=arch: mobilevigv2_classifier(a)))
-        rows.append((name, 'deploy',
-                     lambda a=arch: switch_to_deploy(
-                         mobilevigv2_classifier(a).eval())))
+    for family in args.families:
+        for arch in args.archs:
+            name = f'{family}-{ARCH_NAMES[arch]}'
+            rows.append((name, 'train', lambda a=arch, f=family:
+                         mobilevig_classifier(a, f)))
+            rows.append((name, 'deploy', lambda a=arch, f=family:
+                         switch_to_deploy(mobilevig_classifier(a, f).eval())))
     if args.no_baselines:
         return rows
     from mmpretrain import get_model

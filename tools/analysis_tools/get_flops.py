@@ -1,6 +1,8 @@
-"""Parameters and MACs of a config's model, or of a MobileViGv2 variant.
+"""Parameters and MACs of a config's model, or of a MobileViGv2 or MobileViG
+variant.
 
     python tools/analysis_tools/get_flops.py --arch m --shape 224
+    python tools/analysis_tools/get_flops.py --arch m --backbone MobileViG
     python tools/analysis_tools/get_flops.py \
         configs/detection/maskrcnn_mvig2_m.py --shape 800 1333
 
@@ -17,14 +19,17 @@ import sys
 import torch.nn as nn
 
 from mvig2_mm.cli.export import count
-from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models.classifiers.presets import BACKBONES
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', nargs='?', help='model config file')
-    parser.add_argument('--arch', choices=list(MobileViGv2.arch_settings),
-                        help='count a MobileViGv2 variant instead of a config')
+    parser.add_argument('--arch', choices=['ti', 's', 'm', 'b'],
+                        help='count a variant instead of a config')
+    parser.add_argument('--backbone', default='MobileViGv2',
+                        choices=list(BACKBONES),
+                        help='the family of --arch (default: MobileViGv2)')
     parser.add_argument('--shape', type=int, nargs='+', default=[224],
                         help='input size: one int (square) or H W')
     parser.add_argument('--num-classes', type=int, default=1000)
@@ -54,23 +59,24 @@ class _ExtractFeat(nn.Module):
         return self.model.extract_feat(x)
 
 
-def arch_models(arch: str, num_classes: int):
-    from mvig2_mm.models import MobileViGv2
-    backbone = MobileViGv2(arch, out_indices=(3, ))
-    models = [('backbone', backbone)]
+def arch_models(arch: str, num_classes: int,
+                backbone: str = 'MobileViGv2'):
+    """The backbone and the reference ImageNet classifier of a variant."""
+    from mmengine.registry import DefaultScope
+
+    from mvig2_mm.models import imagenet_classifier_cfg
+    cfg = imagenet_classifier_cfg(arch, num_classes, backbone=backbone)
+    models = [('backbone', BACKBONES[backbone](arch, out_indices=(3, )))]
     try:
         from mvig2_mm.models.heads import MobileViGv2Head
     except ImportError:
         return models
-    from mmengine.registry import DefaultScope
-
-    from mvig2_mm.models import imagenet_classifier_cfg
-    head_cfg = imagenet_classifier_cfg(arch, num_classes)['head']
+    head_cfg = cfg['head']
     head_cfg.pop('type')
     with DefaultScope.overwrite_default_scope('mmpretrain'):  # for its loss
         head = MobileViGv2Head(**head_cfg)
     return models + [('classifier (with dist head)',
-                      _Classifier(backbone, head))]
+                      _Classifier(models[0][1], head))]
 
 
 def config_models(path: str):
@@ -89,7 +95,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import mvig2_mm  # noqa: F401
     shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)
-    models = (arch_models(args.arch, args.num_classes) if args.arch
+    models = (arch_models(args.arch, args.num_classes, args.backbone)
+              if args.arch
               else config_models(args.config))
     print('| model | input | params (M) | MACs (G) |\n|---|---|---|---|')
     for name, model in models:

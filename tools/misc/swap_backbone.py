@@ -17,23 +17,29 @@ import sys
 
 from mmengine.config import Config
 
-from mvig2_mm.apis.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
+from mvig2_mm.apis.swap_backbone import (BACKBONES, DEFAULT_CHECKPOINT,
+                                         swap_backbone)
 from mvig2_mm.models import MobileViGv2
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Write a config with MobileViGv2 as backbone.')
+        description='Write a config with MobileViGv2 (or MobileViG) as '
+        'backbone.')
     parser.add_argument('config', help='base config: a file or package::path '
                         '(e.g. mmdet::retinanet/retinanet_r50_fpn_1x_coco.py)')
     parser.add_argument('--arch', default='m',
                         choices=list(MobileViGv2.arch_settings),
-                        help='MobileViGv2 variant (default: m)')
+                        help='variant (default: m)')
+    parser.add_argument('--backbone', default='MobileViGv2',
+                        choices=list(BACKBONES),
+                        help='the family (default: MobileViGv2)')
     parser.add_argument('-o', '--out', required=True,
                         help='path of the new config (.py)')
     parser.add_argument('--checkpoint', default=DEFAULT_CHECKPOINT,
-                        help='ImageNet checkpoint of the backbone ({arch} is '
-                        f'filled in; default: {DEFAULT_CHECKPOINT})')
+                        help='ImageNet checkpoint of the backbone ({arch} and '
+                        '{family} are filled in; default: '
+                        f'{DEFAULT_CHECKPOINT})')
     parser.add_argument('--no-pretrained', action='store_true',
                         help='random backbone init instead of a checkpoint')
     return parser.parse_args(argv)
@@ -55,11 +61,11 @@ def main(argv=None):
                  f'{args.out}')
     cfg = swap_backbone(load_config(args.config), arch=args.arch,
                         checkpoint=None if args.no_pretrained else
-                        args.checkpoint)
+                        args.checkpoint, backbone=args.backbone)
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     cfg.dump(args.out)
-    print(f'Wrote {args.out}: {args.config} with MobileViGv2-{args.arch}')
+    print(f'Wrote {args.out}: {args.config} with {args.backbone}-{args.arch}')
 
 
 if __name__ == '__main__':

@@ -1,17 +1,21 @@
-"""Convert a published MobileViGv2 checkpoint to mvig2_mm's layout.
+"""Convert a published MobileViGv2 or MobileViG checkpoint to mvig2_mm's
+layout.
 
     python tools/model_converters/mobilevigv2_to_mm.py SRC DST [--ema]
 
-SRC is any of the three kinds of published file, recognised from its keys:
+SRC is any of the kinds of published file, of either family (MobileViGv2 or
+its predecessor MobileViG), recognised from its keys:
 
 - an ImageNet classifier (timm-style training checkpoint; ``state_dict`` is
   converted, or ``state_dict_ema`` with ``--ema``): the result loads into
-  ``configs/classification/mvig2_*_in1k.py`` and, as a backbone
+  ``configs/classification/mvig2_*_in1k.py`` (``mvig_*_in1k.py`` for
+  MobileViG) and, as a backbone
   (``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``),
   into every detection and segmentation config;
 - a COCO Mask R-CNN (mmdet 2.28) or ADE20K Semantic FPN (mmseg 0.30) model:
-  the result loads into ``configs/detection/maskrcnn_mvig2_*.py`` or
-  ``configs/segmentation/semfpn_mvig2_*.py``; its class names become
+  the result loads into ``configs/detection/maskrcnn_mvig2_*.py``
+  (``maskrcnn_mvig_*.py``) or ``configs/segmentation/semfpn_mvig2_*.py``;
+  its class names become
   ``meta.dataset_meta``, which mmdet 3 / mmseg 1 and their inferencers read.
 
 Every tool and config here also takes the published files as they are
@@ -26,9 +30,9 @@ import sys
 import torch
 
 import mvig2_mm  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
-from mvig2_mm.models.backbones import MobileViGv2
-from mvig2_mm.weights import (convert_checkpoint, describe_arch,
-                              load_checkpoint_file)
+from mvig2_mm.models.classifiers.presets import BACKBONES
+from mvig2_mm.weights import (checkpoint_family, convert_checkpoint,
+                              describe_arch, load_checkpoint_file)
 
 
 def parse_args(argv=None):
@@ -57,10 +61,11 @@ def main(argv=None) -> int:
     torch.save(converted, args.dst)
     backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
                 if k.startswith('backbone.')}
+    family = checkpoint_family(backbone) or 'MobileViGv2'
     classes = (meta.get('dataset_meta') or {}).get('classes')
     print(f"Converted {meta.get('task', 'unknown-task')} checkpoint: "
-          f'{len(state_dict)} tensors, MobileViGv2 '
-          f'{describe_arch(backbone, MobileViGv2.arch_settings)}, '
+          f'{len(state_dict)} tensors, {family} '
+          f'{describe_arch(backbone, BACKBONES[family])}, '
           f"{'EMA' if args.ema else 'live'} weights"
           + (f', {len(classes)} class names' if classes else '')
           + f' -> {args.dst}')

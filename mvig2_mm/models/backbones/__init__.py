@@ -1,3 +1,5 @@
+from .base import MobileViGBase
+from .mobilevig import MobileViG
 from .mobilevigv2 import MobileViGv2
 
-__all__ = ['MobileViGv2']
+__all__ = ['MobileViGBase', 'MobileViG', 'MobileViGv2']

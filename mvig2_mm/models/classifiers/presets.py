@@ -1,25 +1,36 @@
-"""Configs of the reference MobileViGv2 ImageNet classifiers."""
-from ..backbones.mobilevigv2 import MobileViGv2
+"""Configs of the reference ImageNet classifiers of both families."""
+from ..backbones import MobileViG, MobileViGv2
 
 # the head's embedding width of each variant (the reference's ``emb_dims``)
-EMBED_DIMS = dict(ti=512, s=512, m=512, b=768)
+EMBED_DIMS = dict(
+    MobileViGv2=dict(ti=512, s=512, m=512, b=768),
+    MobileViG=dict(ti=512, s=512, m=768, b=768))
+BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
 
 
-def imagenet_classifier_cfg(arch: str, num_classes: int = 1000) -> dict:
+def imagenet_classifier_cfg(arch: str, num_classes: int = 1000,
+                            backbone: str = 'MobileViGv2') -> dict:
     """The mmpretrain classifier config of a variant's reference classifier:
     the backbone and a :class:`MobileViGv2Head` (with its distillation
-    classifier), as ``configs/classification/mvig2_*_in1k.py`` build it
-    without the distillation teacher. (A ``DistillImageClassifier`` without
-    teacher is an ``ImageClassifier`` that also loads the published ImageNet
-    files as they are.)
+    classifier; MobileViG's has the same layout), as
+    ``configs/classification/mvig2_*_in1k.py`` and ``mvig_*_in1k.py`` build
+    it without the distillation teacher. (A ``DistillImageClassifier``
+    without teacher is an ``ImageClassifier`` that also loads the published
+    ImageNet files as they are.)
 
     Args:
         arch (str): ``'ti'``, ``'s'``, ``'m'`` or ``'b'``.
         num_classes (int): Classes of both classifiers. Defaults to 1000.
+        backbone (str): ``'MobileViGv2'`` or ``'MobileViG'``.
+            Defaults to ``'MobileViGv2'``.
     """
-    channels = MobileViGv2.parse_arch(arch)['channels'][-1]
+    if backbone not in BACKBONES:
+        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
+                         f'{backbone!r}')
+    channels = BACKBONES[backbone].parse_arch(arch)['channels'][-1]
     return dict(
         type='DistillImageClassifier',
-        backbone=dict(type='MobileViGv2', arch=arch),
+        backbone=dict(type=backbone, arch=arch),
         head=dict(type='MobileViGv2Head', num_classes=num_classes,
-                  in_channels=channels, emb_dims=EMBED_DIMS[arch.lower()]))
+                  in_channels=channels,
+                  emb_dims=EMBED_DIMS[backbone][arch.lower()]))

@@ -1,0 +1,7 @@
+# MobileViG-B (v1) on ImageNet-1k (paper: 82.6% top-1), the reference
+# recipe, which MobileViG shares with MobileViGv2 (see the base).
+_base_ = ['./_base_/mvig2_in1k.py']
+
+model = dict(
+    backbone=dict(type='MobileViG', arch='b'),
+    head=dict(in_channels=464, emb_dims=768))

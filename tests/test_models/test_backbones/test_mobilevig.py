@@ -1,0 +1,219 @@
+"""MobileViG (v1): parity with the reference, shapes, training API, errors.
+The behaviours pinned for MobileViGv2 in test_mobilevigv2.py, for the
+predecessor family."""
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mvig2_mm.models import MobileViG, MobileViGv2
+from mvig2_mm.models.backbones.mobilevig import (SVGABlock,
+                                                 _shifted_min_captured,
+                                                 svga_features)
+from mvig2_mm.weights import (CheckpointMismatchError, check_checkpoint,
+                              convert_reference_state_dict)
+
+CHANNELS = dict(ti=[42, 84, 168, 256], s=[42, 84, 176, 256],
+                m=[42, 84, 224, 400], b=[42, 84, 240, 464])
+
+
+def backbone_state_dict(reference, variant):
+    converted = convert_reference_state_dict(
+        reference.state_dict(variant, 'mobilevig'))
+    return {k[len('backbone.'):]: v for k, v in converted.items()
+            if k.startswith('backbone.')}
+
+
+def reference_svga(x, K):
+    """The reference's x_j (MobileViG's MRConv4d), with its slicing."""
+    x_j = x - x
+    for i in range(K, x.shape[2], K):
+        x_j = torch.max(x_j, x - torch.cat([x[:, :, -i:], x[:, :, :-i]], 2))
+    for i in range(K, x.shape[3], K):
+        x_j = torch.max(x_j, x - torch.cat([x[..., -i:], x[..., :-i]], 3))
+    return x_j
+
+
+# ---------------------------------------------------------------- parity
+@pytest.mark.parametrize('variant', ['ti', 's', 'm'])
+def test_parity_with_reference_features(reference, variant):
+    model = MobileViG(variant).eval()
+    model.load_state_dict(backbone_state_dict(reference, variant), strict=True)
+    expected = reference.expected(variant, 'mobilevig')['features']
+    _, x = reference.inputs()
+    with torch.no_grad():
+        outs = model(x)
+    assert [o.shape[1] for o in outs] == CHANNELS[variant]
+    for out, exp in zip(outs, expected):
+        torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+
+    model.switch_to_deploy()
+    assert model.deploy
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    assert not any('layer_scale' in n for n, _ in model.named_parameters())
+    with torch.no_grad():
+        deployed = model(x)
+    for out, exp in zip(deployed, expected):
+        torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('variant,params', [('ti', 5.27), ('s', 7.28),
+                                            ('m', 14.08)])
+def test_classifier_parity_and_params(reference, variant, params):
+    """The reference classifier's logits, before and after deploy, and its
+    parameter count (reference: Ti 5.27 M, S 7.28 M, M 14.08 M)."""
+    from mmpretrain.registry import MODELS
+
+    from mvig2_mm.models import imagenet_classifier_cfg
+    from mvig2_mm.models.utils import switch_to_deploy
+    model = MODELS.build(
+        imagenet_classifier_cfg(variant, backbone='MobileViG'))
+    model.eval()
+    check_checkpoint(model, reference.state_dict(variant, 'mobilevig'))
+    model.load_state_dict(reference.state_dict(variant, 'mobilevig'))
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6,
+                 2) == params
+    x, _ = reference.inputs()
+    expected = reference.expected(variant, 'mobilevig')['logits']
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, mode='tensor'), expected,
+                                   atol=1e-4, rtol=1e-4)
+        switch_to_deploy(model)
+        torch.testing.assert_close(model(x, mode='tensor'), expected,
+                                   atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('hw', [(7, 7), (5, 9), (2, 2), (1, 1), (25, 42),
+                                (3, 8)])
+@pytest.mark.parametrize('hop', [2, 3])
+def test_svga_features_match_reference_slicing(hw, hop):
+    x = torch.randn(2, 3, *hw)
+    expected = reference_svga(x, hop)
+    with torch.no_grad():  # the in-place buffer
+        assert torch.equal(svga_features(x, hop), expected)
+    # with autograd, and the form a captured graph uses (any size)
+    assert torch.equal(svga_features(x.requires_grad_(), hop).detach(),
+                       expected)
+    nearest = torch.minimum(_shifted_min_captured(x.detach(), hop, 2),
+                            _shifted_min_captured(x.detach(), hop, 3))
+    assert torch.equal(torch.relu(x.detach() - nearest), expected)
+
+
+def test_traced_graph_is_right_for_other_sizes():
+    """The traced SVGA aggregation (ONNX's TorchScript exporter traces)
+    computes its shifts from the size, not from the size it was traced
+    at."""
+    traced = torch.jit.trace(lambda t: svga_features(t, 2),
+                             torch.randn(1, 2, 7, 7))
+    for hw in [(7, 7), (9, 12), (3, 2)]:
+        x = torch.randn(1, 2, *hw)
+        assert torch.equal(traced(x), reference_svga(x, 2))
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('hw', [(224, 224), (224, 320), (97, 131), (40, 72),
+                                (32, 32)])
+def test_output_shapes(hw, batch):
+    model = MobileViG('ti').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(batch, 3, *hw))
+    h, w = hw
+    for out, channels, halvings in zip(outs, CHANNELS['ti'], [2, 3, 4, 5]):
+        exp_h, exp_w = h, w
+        for _ in range(halvings):
+            exp_h, exp_w = (exp_h + 1) // 2, (exp_w + 1) // 2
+        assert tuple(out.shape) == (batch, channels, exp_h, exp_w)
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('arch', ['s', 'm', 'b'])
+def test_variant_channels(arch):
+    outs = MobileViG(arch).eval()(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == CHANNELS[arch]
+
+
+def test_deploy_equals_training_form_and_round_trip(tmp_path):
+    model = MobileViG('ti', layer_scale_init_value=0.5)
+    model.init_weights()
+    model.train()
+    model(torch.randn(4, 3, 64, 64))  # non-trivial BN statistics
+    model.eval()
+    x = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        before = model(x)
+        model.switch_to_deploy()
+        after = model(x)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max())
+    fresh = MobileViG('ti', deploy=True).eval()
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        for a, b in zip(after, fresh(x)):
+            assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------ training API
+def test_frozen_stages_and_norm_eval():
+    model = MobileViG('ti', frozen_stages=2, norm_eval=True).train()
+    for module in [model.stem, model.stages[0], model.stages[1]]:
+        assert all(not p.requires_grad for p in module.parameters())
+    assert all(p.requires_grad for p in model.stages[2:].parameters())
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and all(not m.training for m in bns)
+    stats = bns[-1].running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(bns[-1].running_mean, stats)
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(1)
+    plain = MobileViG('ti', layer_scale_init_value=0.3)
+    plain.init_weights()
+    ckpt = MobileViG('ti', layer_scale_init_value=0.3, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    plain.train(), ckpt.train()
+    x = torch.randn(2, 3, 64, 64)
+    out_plain, out_ckpt = plain(x), ckpt(x)
+    for a, b in zip(out_plain, out_ckpt):
+        torch.testing.assert_close(a, b)
+    sum(o.sum() for o in out_plain).backward()
+    sum(o.sum() for o in out_ckpt).backward()
+    grads = dict(ckpt.named_parameters())
+    for name, param in plain.named_parameters():
+        assert param.grad is not None, name
+        torch.testing.assert_close(param.grad, grads[name].grad, msg=name)
+
+
+def test_drop_path_rates_linear_over_all_blocks():
+    model = MobileViG('ti', drop_path_rate=0.2)
+    blocks = [m for stage in model.stages for m in stage
+              if hasattr(m, 'drop_path')]
+    assert len(blocks) == 12 and isinstance(blocks[-1], SVGABlock)
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in blocks]
+    assert rates == pytest.approx(torch.linspace(0, 0.2, 12).tolist())
+
+
+# ------------------------------------------------------------ errors
+def test_unknown_arch_and_bad_dict():
+    with pytest.raises(ValueError, match=r"Unavailable arch 'xl'.*'b', 'm', "
+                                         r"'s', 'ti'"):
+        MobileViG('xl')
+    with pytest.raises(ValueError, match=r"missing \['blocks'\]"):
+        MobileViG(dict(channels=[42, 84, 168, 256]))
+
+
+def test_checkpoint_of_the_other_family_says_so(reference):
+    v1 = reference.state_dict('ti', 'mobilevig')
+    v2 = reference.state_dict('ti')
+    with pytest.raises(CheckpointMismatchError,
+                       match='it is a MobileViG checkpoint and the model is '
+                             'MobileViGv2: use a MobileViG config'):
+        check_checkpoint(MobileViGv2('ti'), {
+            k: v for k, v in v1.items()
+            if k.startswith(('stem.', 'local_backbone.', 'backbone.'))})
+    with pytest.raises(CheckpointMismatchError,
+                       match='it is a MobileViGv2 checkpoint and the model '
+                             'is MobileViG: use a MobileViGv2 config'):
+        check_checkpoint(MobileViG('ti'), {
+            k: v for k, v in v2.items()
+            if k.startswith(('stem.', 'backbone.'))})
