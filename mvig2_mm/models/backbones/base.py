@@ -24,6 +24,52 @@ ConfigType = Dict
 Arch = Union[str, Dict[str, list]]
 
 
+def roll_reduce_(op: Callable, out: torch.Tensor, x: torch.Tensor,
+                 shift: int, dim: int) -> None:
+    """``out = op(out, torch.roll(x, shift, dim))`` in place, reading the two
+    slices of ``x`` directly instead of building the shifted copy
+    (``0 < shift < L``; ``op`` is ``torch.maximum`` or ``torch.minimum``).
+    The graph convolutions of both families aggregate their neighbours this
+    way when no gradients are needed."""
+    size = x.shape[dim]
+    head = out.narrow(dim, shift, size - shift)
+    op(head, x.narrow(dim, 0, size - shift), out=head)
+    tail = out.narrow(dim, 0, shift)
+    op(tail, x.narrow(dim, size - shift, shift), out=tail)
+
+
+class GraphConv(nn.Module):
+    """A max-relative graph convolution over a fixed sparse graph:
+    ``nn(concat([x, aggregate(x, hop)]))`` with ``nn`` a 1x1 conv, norm and
+    activation. A family's graph conv sets :meth:`aggregate` (which
+    neighbours, how their differences are taken).
+
+    Args:
+        channels (int): Input channels C.
+        out_channels (int): Output channels.
+        hop (int): The graph's step K.
+        norm_cfg (dict, optional): Norm layer config; None in the deploy
+            form (folded into the conv).
+        act_cfg (dict): Activation config.
+    """
+
+    def __init__(self, channels: int, out_channels: int, hop: int,
+                 norm_cfg: Optional[ConfigType],
+                 act_cfg: ConfigType) -> None:
+        super().__init__()
+        self.hop = hop
+        self.nn = conv_module(2 * channels, out_channels, 1, norm_cfg,
+                              act_cfg)
+
+    @staticmethod
+    def aggregate(x: torch.Tensor, hop: int) -> torch.Tensor:
+        """``x_j``: the neighbours' features relative to ``x``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nn(torch.cat([x, self.aggregate(x, self.hop)], dim=1))
+
+
 def conv_module(in_channels: int, out_channels: int, kernel_size: int,
                 norm_cfg: Optional[ConfigType], act_cfg: Optional[ConfigType],
                 **kwargs) -> ConvModule:

@@ -19,19 +19,8 @@ from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS
 
 from ..utils.graph_capture import capturing_graph
-from .base import (ConfigType, InvertedResidual, MobileViGBase, ResidualBlock,
-                   conv_module)
-
-
-def _min_shifted_(out: torch.Tensor, x: torch.Tensor, shift: int,
-                  dim: int) -> None:
-    """``out = min(out, torch.roll(x, shift, dim))`` in place, reading the
-    two slices of ``x`` directly (``0 < shift < L``)."""
-    size = x.shape[dim]
-    head = out.narrow(dim, shift, size - shift)
-    torch.minimum(head, x.narrow(dim, 0, size - shift), out=head)
-    tail = out.narrow(dim, 0, shift)
-    torch.minimum(tail, x.narrow(dim, size - shift, shift), out=tail)
+from .base import (ConfigType, GraphConv, InvertedResidual, MobileViGBase,
+                   ResidualBlock, conv_module, roll_reduce_)
 
 
 def _shifted_min_captured(x: torch.Tensor, hop: int, dim: int
@@ -85,34 +74,18 @@ def svga_features(x: torch.Tensor, hop: int) -> torch.Tensor:
         return F.relu(x - nearest)
     nearest = x.clone()
     for shift, dim in shifts:
-        _min_shifted_(nearest, x, shift, dim)
+        roll_reduce_(torch.minimum, nearest, x, shift, dim)
     return torch.sub(x, nearest, out=nearest).relu_()
 
 
-class SVGAGraphConv(nn.Module):
+class SVGAGraphConv(GraphConv):
     """The graph convolution of SVGA (MRConv4d in the reference):
     ``nn(concat([x, svga_features(x)]))`` with ``nn`` a 1x1 conv
-    (2C -> 2C), norm and activation.
-
-    Args:
-        channels (int): Input channels C (the output has 2C).
-        hop (int): The graph's step K.
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form.
-        act_cfg (dict): Activation config.
+    (2C -> 2C), norm and activation. Arguments as :class:`GraphConv`, with
+    ``out_channels`` 2C.
     """
 
-    def __init__(self, channels: int, hop: int,
-                 norm_cfg: Optional[ConfigType],
-                 act_cfg: ConfigType) -> None:
-        super().__init__()
-        self.hop = hop
-        self.nn = conv_module(2 * channels, 2 * channels, 1, norm_cfg,
-                              act_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_j = svga_features(x, self.hop)
-        return self.nn(torch.cat([x, x_j], dim=1))
+    aggregate = staticmethod(svga_features)
 
 
 class SVGAGrapher(nn.Module):
@@ -131,7 +104,8 @@ class SVGAGrapher(nn.Module):
                  act_cfg: ConfigType) -> None:
         super().__init__()
         self.fc1 = conv_module(channels, channels, 1, norm_cfg, None)
-        self.graph_conv = SVGAGraphConv(channels, hop, norm_cfg, act_cfg)
+        self.graph_conv = SVGAGraphConv(channels, 2 * channels, hop,
+                                        norm_cfg, act_cfg)
         self.fc2 = conv_module(2 * channels, channels, 1, norm_cfg, None)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,13 +174,9 @@ class MobileViG(MobileViGBase):
     Example:
         >>> import torch
         >>> from mvig2_mm.models import MobileViG
-        >>> model = MobileViG(arch='ti').eval()
-        >>> for out in model(torch.rand(1, 3, 224, 224)):
-        ...     print(tuple(out.shape))
-        (1, 42, 56, 56)
-        (1, 84, 28, 28)
-        (1, 168, 14, 14)
-        (1, 256, 7, 7)
+        >>> outs = MobileViG(arch='ti').eval()(torch.rand(1, 3, 224, 224))
+        >>> [tuple(out.shape[1:]) for out in outs]  # strides 4, 8, 16, 32
+        [(42, 56, 56), (84, 28, 28), (168, 14, 14), (256, 7, 7)]
     """
 
     arch_settings: Dict[str, Dict[str, list]] = {

@@ -17,8 +17,8 @@ from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS
 
 from ..utils.graph_capture import capturing_graph
-from .base import (ConfigType, InvertedResidual, MobileViGBase, ResidualBlock,
-                   conv_module)
+from .base import (ConfigType, GraphConv, InvertedResidual, MobileViGBase,
+                   ResidualBlock, conv_module, roll_reduce_)
 
 
 def _neighbours(x: torch.Tensor, hop: int, dim: int) -> List[torch.Tensor]:
@@ -37,17 +37,6 @@ def _neighbours(x: torch.Tensor, hop: int, dim: int) -> List[torch.Tensor]:
     shift = torch.where(size > hop, hop, 0)
     return [x.index_select(dim, torch.remainder(index - shift, size)),
             x.index_select(dim, torch.remainder(index + shift, size))]
-
-
-def _max_shifted_(out: torch.Tensor, x: torch.Tensor, shift: int,
-                  dim: int) -> None:
-    """``out = max(out, torch.roll(x, shift, dim))`` in place, reading the
-    two slices of ``x`` directly (``0 < shift < L``)."""
-    size = x.shape[dim]
-    head = out.narrow(dim, shift, size - shift)
-    torch.maximum(head, x.narrow(dim, 0, size - shift), out=head)
-    tail = out.narrow(dim, 0, shift)
-    torch.maximum(tail, x.narrow(dim, size - shift, shift), out=tail)
 
 
 def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
@@ -92,14 +81,14 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
             nearest = torch.maximum(nearest, other)
         return F.relu(nearest - x)
     nearest = torch.roll(x, hop, dims[0])
-    _max_shifted_(nearest, x, x.shape[dims[0]] - hop, dims[0])
+    roll_reduce_(torch.maximum, nearest, x, x.shape[dims[0]] - hop, dims[0])
     for dim in dims[1:]:
-        _max_shifted_(nearest, x, hop, dim)
-        _max_shifted_(nearest, x, x.shape[dim] - hop, dim)
+        roll_reduce_(torch.maximum, nearest, x, hop, dim)
+        roll_reduce_(torch.maximum, nearest, x, x.shape[dim] - hop, dim)
     return nearest.sub_(x).relu_()
 
 
-class MaxRelativeGraphConv(nn.Module):
+class MaxRelativeGraphConv(GraphConv):
     """Max-relative graph convolution (MRConv4d in the reference).
 
     ``nn(concat([x, max_relative_features(x)]))`` with ``nn`` a 1x1 conv
@@ -108,24 +97,10 @@ class MaxRelativeGraphConv(nn.Module):
     measured no faster in training and slower in inference, where the
     deploy form runs conv and activation as one kernel.)
 
-    Args:
-        channels (int): Input and output channels C.
-        hop (int): Graph hop K.
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form (folded into the conv).
-        act_cfg (dict): Activation config.
+    Arguments as :class:`GraphConv`, with ``out_channels`` C.
     """
 
-    def __init__(self, channels: int, hop: int,
-                 norm_cfg: Optional[ConfigType],
-                 act_cfg: ConfigType) -> None:
-        super().__init__()
-        self.hop = hop
-        self.nn = conv_module(2 * channels, channels, 1, norm_cfg, act_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_j = max_relative_features(x, self.hop)
-        return self.nn(torch.cat([x, x_j], dim=1))
+    aggregate = staticmethod(max_relative_features)
 
 
 class RepCPE(nn.Module):
@@ -186,8 +161,8 @@ class Grapher(nn.Module):
         super().__init__()
         self.cpe = RepCPE(channels, 7, deploy=deploy)
         self.fc1 = conv_module(channels, channels, 1, norm_cfg, None)
-        self.graph_conv = MaxRelativeGraphConv(channels, hop, norm_cfg,
-                                               act_cfg)
+        self.graph_conv = MaxRelativeGraphConv(channels, channels, hop,
+                                               norm_cfg, act_cfg)
         self.fc2 = conv_module(channels, channels, 1, norm_cfg, None)
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
