@@ -7,14 +7,17 @@ def test_quick_run_prints_every_table(capsys):
     out = capsys.readouterr().out
     assert out.startswith('Machine: ')
     for title in ('### 1. Classifiers', '### 2. Achieved GFLOP/s',
-                  '### 3. Mask R-CNN', '### 4. Backbone training step'):
+                  '### 3. Mask R-CNN', '### 4. Backbone training step',
+                  '### 5. Tune mode'):
         assert title in out
     for row in ('| MobileViGv2-Ti | train | 5.70 |',
                 '| MobileViGv2-Ti | deploy |', '| MobileOne-S1 | deploy |',
                 '| MobileViG-Ti | train | 5.27 |', '| MobileViG-Ti | deploy |',
                 '| Mask R-CNN MobileViGv2-M | deploy backbone |',
                 '| Mask R-CNN ResNet-50 | train |',
-                '| MobileViGv2-Ti | True |'):
+                '| MobileViGv2-Ti | True |',
+                '| MobileViGv2-Ti | 2 x 64x64 | on |',
+                '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | on |'):
         assert row in out, row
 
 

@@ -56,6 +56,7 @@ def test_config_states_the_recipe(name):
     arch, weight_decay, milestones, _, _ = EXPECTED[name]
     cfg = load(name)
     assert cfg.default_scope == 'mmdet'
+    assert cfg.efficient_conv_bn_eval == ['backbone']  # Tune mode
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
     # _delete_ dropped every ResNet key

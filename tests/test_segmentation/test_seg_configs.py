@@ -138,6 +138,7 @@ def test_config_contents(name):
     import_modules_from_strings(**cfg.custom_imports)
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
+    assert cfg.efficient_conv_bn_eval == ['backbone']  # Tune mode
     model = cfg.model
     assert model.pretrained is None
     assert dict(model.backbone) == dict(

@@ -25,6 +25,11 @@ Tables, all measured in one run:
    time is then large, so the time of backbone + FPN alone is shown too.
 4. Backbone training step time and peak memory without and with
    ``with_cp`` (gradient checkpointing), batch 16 at 224x224.
+5. Tune mode (mmengine's ``efficient_conv_bn_eval = ['backbone']``) with the
+   backbone's BatchNorm frozen (``norm_eval=True``, the detection and
+   segmentation recipes): training step time and peak memory without and
+   with it, for the backbones (batch 16 at 224x224) and for Mask R-CNN with
+   MobileViGv2-M (batch 2; 800x1333 on CUDA, 512x512 on CPU).
 
 Method: ``--warmup`` untimed runs, then ``--repeats`` timed runs; the median is
 reported. The training and deploy forms of a classifier are timed interleaved
@@ -82,8 +87,9 @@ def parse_args(argv=None):
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n\n'.join(__doc__.split('\n\n')[2:]))
-    parser.add_argument('--tables', type=int, nargs='+', default=[1, 2, 3, 4],
-                        choices=[1, 2, 3, 4], help='tables to measure')
+    parser.add_argument('--tables', type=int, nargs='+',
+                        default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5],
+                        help='tables to measure')
     parser.add_argument('--archs', nargs='+', choices=ARCHS,
                         default=list(ARCHS), help='variants')
     parser.add_argument('--families', nargs='+', choices=FAMILIES,
@@ -118,10 +124,13 @@ def parse_args(argv=None):
         parser.error('--repeats and --threads must be >= 1, --warmup >= 0')
     args.size, args.batch = 224, 16
     args.det_size, args.det_batch = (800, 1333), 2
+    # Tune mode's Mask R-CNN step: the real size where it is quick enough
+    args.tune_det_size = (800, 1333) if args.device == 'cuda' else (512, 512)
     if args.quick:
         args.archs, args.repeats, args.warmup = ['ti'], 1, 1
         args.size, args.batch = 64, 2
         args.det_size, args.det_batch = (128, 128), 1
+        args.tune_det_size = (128, 128)
     return args
 
 
@@ -449,6 +458,71 @@ def checkpoint_table(args, bench: Bench) -> None:
          'memory vs without'], rows)
 
 
+def tune_mode_table(args, bench: Bench) -> None:
+    """Training steps with frozen BN without and with Tune mode."""
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.model.efficient_conv_bn_eval import \
+        turn_on_efficient_conv_bn_eval
+
+    def with_tune_mode(model: nn.Module) -> nn.Module:
+        holder = nn.Module()  # mmengine turns it on for named sub-modules
+        holder.backbone = model
+        turn_on_efficient_conv_bn_eval(holder, ['backbone'])
+        return model
+
+    shape = (args.size, args.size)
+    cases = []  # (name, input, builder(tune) -> (model, loss function))
+    for arch in args.archs:
+        def backbone(tune, arch=arch):
+            model = MobileViGv2(arch, norm_eval=True)
+            model = bench.prepare(with_tune_mode(model) if tune else model)
+            x = bench.input(args.batch, shape)
+            return model, lambda: sum(out.float().mean() for out in model(x))
+        cases.append((f'MobileViGv2-{ARCH_NAMES[arch]}',
+                      f'{args.batch} x {shape[0]}x{shape[1]}', backbone))
+
+    height, width = args.tune_det_size
+
+    def mask_rcnn(tune):
+        model = build_detector(DET_CONFIGS[0][1], args.quick)
+        if tune:
+            turn_on_efficient_conv_bn_eval(model, ['backbone'])
+        model = bench.prepare(model).train()  # norm_eval: BN frozen
+        torch.manual_seed(0)
+        packed = demo_mm_inputs(
+            args.det_batch, [(3, height, width)] * args.det_batch,
+            num_items=[5] * args.det_batch, with_mask=True, num_classes=80)
+        data = model.data_preprocessor(packed, True)
+        return model, lambda: model.parse_losses(
+            model(**data, mode='loss'))[0]
+    cases.append((DET_CONFIGS[0][0], f'{args.det_batch} x {height}x{width}',
+                  mask_rcnn))
+
+    rows = []
+    for name, size, build in cases:
+        base = None
+        for tune in (False, True):
+            model, loss = build(tune)
+            model.train()
+            step = bench.train_step(model, loss)
+            seconds = bench.time(step, repeats=max(1, args.repeats // 2),
+                                 warmup=min(1, args.warmup))
+            peak = bench.peak_memory(step)
+            change = '' if base is None else (
+                f'{100 * (peak / base[0] - 1):+.0f}% / '
+                f'{100 * (seconds / base[1] - 1):+.0f}%')
+            base = base or (peak, seconds)
+            rows.append([name, size, 'on' if tune else 'off',
+                         f'{seconds * 1e3:.0f}', f'{peak / 2**20:.0f}',
+                         change])
+            del model, step
+    print_table(
+        '5. Tune mode (efficient_conv_bn_eval, backbone BN frozen): '
+        'training step time and peak tensor memory',
+        ['model', 'batch x input', 'Tune mode', 'step (ms)',
+         'peak memory (MiB)', 'memory / time vs off'], rows)
+
+
 class OtherLoad:
     """Share of the machine's CPU time that other processes used between
     creation and :meth:`share` (Linux ``/proc/stat``; None elsewhere)."""
@@ -512,6 +586,8 @@ def main(argv=None) -> int:
         detection_table(args, bench)
     if 4 in args.tables:
         checkpoint_table(args, bench)
+    if 5 in args.tables:
+        tune_mode_table(args, bench)
     share = other.share()
     if share is not None:
         print(f'\nOther processes used {100 * share:.0f}% of the CPUs during '

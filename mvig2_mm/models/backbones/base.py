@@ -40,9 +40,10 @@ def roll_reduce_(op: Callable, out: torch.Tensor, x: torch.Tensor,
 
 class GraphConv(nn.Module):
     """A max-relative graph convolution over a fixed sparse graph:
-    ``nn(concat([x, aggregate(x, hop)]))`` with ``nn`` a 1x1 conv, norm and
-    activation. A family's graph conv sets :meth:`aggregate` (which
-    neighbours, how their differences are taken).
+    ``nn(concat([x, x_j]))`` with ``nn`` a 1x1 conv, norm and activation and
+    ``x_j`` the aggregated neighbours. A family's graph conv defines
+    ``forward`` with its aggregation (which neighbours, how their
+    differences are taken).
 
     Args:
         channels (int): Input channels C.
@@ -61,13 +62,26 @@ class GraphConv(nn.Module):
         self.nn = conv_module(2 * channels, out_channels, 1, norm_cfg,
                               act_cfg)
 
-    @staticmethod
-    def aggregate(x: torch.Tensor, hop: int) -> torch.Tensor:
-        """``x_j``: the neighbours' features relative to ``x``."""
-        raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nn(torch.cat([x, self.aggregate(x, self.hop)], dim=1))
+def check_input(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` if it is an (N, C, H, W) tensor; else a ValueError."""
+    if x.dim() != 4:
+        raise ValueError(f'{name} expects an (N, C, H, W) tensor, got shape '
+                         f'{tuple(x.shape)}')
+    return x
+
+
+def _fx_symbolic_tracing() -> bool:
+    """Whether torch.fx's symbolic tracer runs (not torch.export)."""
+    from torch.fx import _symbolic_trace
+    check = getattr(_symbolic_trace, 'is_fx_symbolic_tracing',
+                    _symbolic_trace.is_fx_tracing)  # torch < 2.7
+    return check()
+
+
+# Functions that torch.fx records as calls instead of tracing into: mmengine's
+# ``efficient_conv_bn_eval`` traces the backbone, and these branch on sizes.
+torch.fx.wrap('check_input')
 
 
 def conv_module(in_channels: int, out_channels: int, kernel_size: int,
@@ -141,6 +155,14 @@ class ResidualBlock(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _fx_symbolic_tracing():  # efficient_conv_bn_eval traces
+            if self.with_cp or not isinstance(self.drop_path, nn.Identity):
+                raise ValueError(
+                    'efficient_conv_bn_eval (Tune mode) traces the backbone '
+                    'with torch.fx, which fixes with_cp and drop path in the '
+                    'graph: set with_cp=False and drop_path_rate=0, or use '
+                    'the backbone argument efficient_conv_bn_eval=True')
+            return self._forward(x)
         if self.with_cp and x.requires_grad and torch.is_grad_enabled():
             return cp.checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
@@ -241,6 +263,13 @@ class MobileViGBase(BaseModule):
             Defaults to 4.
         with_cp (bool): Gradient checkpointing per block (saves memory,
             costs a second forward). Defaults to False.
+        efficient_conv_bn_eval (bool): "Tune mode" of every conv + frozen
+            BatchNorm pair (mmcv's ``ConvModule``): while the norm is in eval
+            mode (``norm_eval=True``, or the model in eval mode) the pair
+            computes ``conv(x, W * s) + b'`` and the conv's output is not kept
+            for the backward pass; results are the same. mmengine's
+            ``efficient_conv_bn_eval = ['backbone']`` config key does the
+            same by tracing the backbone with torch.fx. Defaults to False.
         deploy (bool): Build the inference form (norms and layer scales folded
             into convs). Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config. A
@@ -268,6 +297,7 @@ class MobileViGBase(BaseModule):
                  layer_scale_init_value: float = 1e-5,
                  expand_ratio: int = 4,
                  with_cp: bool = False,
+                 efficient_conv_bn_eval: bool = False,
                  deploy: bool = False,
                  init_cfg: Optional[Union[ConfigType, List[ConfigType]]] = (
                      dict(type='Kaiming', layer='Conv2d', mode='fan_in',
@@ -318,6 +348,10 @@ class MobileViGBase(BaseModule):
             blocks += self._make_stage(i, drop_paths, block_cfg)
             self.stages.append(nn.Sequential(*blocks))
         self._freeze_stages()
+        if efficient_conv_bn_eval:
+            for module in self.modules():
+                if isinstance(module, ConvModule):
+                    module.turn_on_efficient_conv_bn_eval(True)
         # Reference checkpoints (published ImageNet, COCO and ADE20K files)
         # load as they are, through every loader: PyTorch's, mmengine's.
         self._register_load_state_dict_pre_hook(self._convert_reference_keys)
@@ -395,10 +429,7 @@ class MobileViGBase(BaseModule):
         return tuple(parsed)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.dim() != 4:
-            raise ValueError(f'{type(self).__name__} expects an (N, C, H, W) '
-                             f'tensor, '
-                             f'got shape {tuple(x.shape)}')
+        x = check_input(x, type(self).__name__)
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):

@@ -78,6 +78,9 @@ def svga_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     return torch.sub(x, nearest, out=nearest).relu_()
 
 
+torch.fx.wrap('svga_features')  # a call in a torch.fx graph (Tune mode)
+
+
 class SVGAGraphConv(GraphConv):
     """The graph convolution of SVGA (MRConv4d in the reference):
     ``nn(concat([x, svga_features(x)]))`` with ``nn`` a 1x1 conv
@@ -85,7 +88,8 @@ class SVGAGraphConv(GraphConv):
     ``out_channels`` 2C.
     """
 
-    aggregate = staticmethod(svga_features)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nn(torch.cat([x, svga_features(x, self.hop)], dim=1))
 
 
 class SVGAGrapher(nn.Module):
@@ -167,7 +171,8 @@ class MobileViG(MobileViGBase):
         **kwargs: ``in_channels``, ``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``drop_path_rate``,
             ``layer_scale_init_value`` (of the inverted residuals),
-            ``expand_ratio``, ``with_cp``, ``deploy`` and ``init_cfg``: see
+            ``expand_ratio``, ``with_cp``, ``efficient_conv_bn_eval``,
+            ``deploy`` and ``init_cfg``: see
             :class:`MobileViGBase`. ``drop_path_rate`` is spread linearly
             over all blocks in order, as in the reference.
 

@@ -88,6 +88,9 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     return nearest.sub_(x).relu_()
 
 
+torch.fx.wrap('max_relative_features')  # a call in a torch.fx graph
+
+
 class MaxRelativeGraphConv(GraphConv):
     """Max-relative graph convolution (MRConv4d in the reference).
 
@@ -100,7 +103,9 @@ class MaxRelativeGraphConv(GraphConv):
     Arguments as :class:`GraphConv`, with ``out_channels`` C.
     """
 
-    aggregate = staticmethod(max_relative_features)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nn(torch.cat([x, max_relative_features(x, self.hop)],
+                                 dim=1))
 
 
 class RepCPE(nn.Module):
@@ -221,7 +226,8 @@ class MobileViGv2(MobileViGBase):
         **kwargs: ``in_channels``, ``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``drop_path_rate``,
             ``layer_scale_init_value``, ``expand_ratio``, ``with_cp``,
-            ``deploy`` and ``init_cfg``: see :class:`MobileViGBase`.
+            ``efficient_conv_bn_eval``, ``deploy`` and ``init_cfg``: see
+            :class:`MobileViGBase`.
             ``drop_path_rate`` is spread linearly over all blocks in order;
             the reference spreads its rate over all blocks but advances only
             after MGC blocks, so its rates are lower than its ``drop_path``
