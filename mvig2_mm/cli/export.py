@@ -9,10 +9,13 @@ encoding folded into convolutions; both classifiers merged).
 import argparse
 import os.path as osp
 import sys
-from typing import List, Optional, Tuple
+import types
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
@@ -85,6 +88,53 @@ class Logits(nn.Module):
         return self.classifier(x, mode='tensor')
 
 
+class SegLogits(nn.Module):
+    """A segmentor as ``image -> per-pixel class logits`` at the image's
+    size, as mmseg's inference computes them (``encode_decode``: features,
+    decode head, bilinear resize to the input size). The input is the
+    normalised image batch, as the segmentor's data preprocessor makes it.
+    """
+
+    def __init__(self, segmentor: nn.Module) -> None:
+        super().__init__()
+        self.segmentor = segmentor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.segmentor.decode_head(self.segmentor.extract_feat(x))
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                             align_corners=self.segmentor.align_corners)
+
+
+def _upsample_in_graph(self, x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=self.scale_factor, mode=self.mode,
+                         align_corners=self.align_corners)
+
+
+@contextmanager
+def exportable(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` made traceable at every input size while the context is
+    open. mmseg's ``Upsample`` computes its output size in Python
+    (``int(size * scale_factor)``), so a traced graph would keep the example
+    input's size; an integer scale factor is applied as
+    ``F.interpolate(x, scale_factor=...)`` instead: the same output size and
+    the same values, computed in the graph."""
+    try:
+        from mmseg.models.utils.wrappers import Upsample
+    except ImportError:
+        yield model
+        return
+    patched = [m for m in model.modules() if isinstance(m, Upsample)
+               and not m.size and isinstance(m.scale_factor, float)
+               and m.scale_factor.is_integer()]
+    for module in patched:
+        module.forward = types.MethodType(_upsample_in_graph, module)
+    try:
+        yield model
+    finally:
+        for module in patched:
+            del module.forward
+
+
 class StageMaps(nn.Module):
     """A backbone as ``image -> (stage maps)``."""
 
@@ -99,6 +149,8 @@ class StageMaps(nn.Module):
 def output_names(model: nn.Module) -> List[str]:
     if isinstance(model, StageMaps):
         return [f'stage{i}' for i in model.backbone.out_indices]
+    if isinstance(model, SegLogits):
+        return ['seg_logits']
     return ['logits']
 
 
@@ -113,9 +165,9 @@ def build_export_model(config: Optional[str] = None,
     ``arch``; a config names its own.
 
     Returns:
-        nn.Module: :class:`Logits` of a classifier, or :class:`StageMaps` of
-        the backbone (``backbone_only``, and any config that is not a
-        classifier's must say so).
+        nn.Module: :class:`Logits` of a classifier, :class:`SegLogits` of a
+        segmentor, or :class:`StageMaps` of the backbone (``backbone_only``;
+        a detector's config must say so).
     """
     if config is not None:
         cfg = Config.fromfile(config)
@@ -136,13 +188,24 @@ def build_export_model(config: Optional[str] = None,
         if checkpoint:  # any layout holding a MobileViGv2 backbone
             load_pretrained(model, checkpoint)
         return StageMaps(switch_to_deploy(model.eval())).eval()
-    if not isinstance(model, BaseClassifier):
+    wrapper = Logits if isinstance(model, BaseClassifier) else (
+        SegLogits if _is_segmentor(model) else None)
+    if wrapper is None:
         raise ValueError(f'{osp.basename(config)} builds a '
-                         f'{type(model).__name__}, not a classifier: export '
-                         f'its backbone with --backbone-only')
+                         f'{type(model).__name__}: the tools export '
+                         f'classifiers and segmentors whole; export its '
+                         f'backbone with --backbone-only')
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint)
-    return Logits(switch_to_deploy(model.eval())).eval()
+    return wrapper(switch_to_deploy(model.eval())).eval()
+
+
+def _is_segmentor(model: nn.Module) -> bool:
+    try:
+        from mmseg.models.segmentors import EncoderDecoder
+    except ImportError:
+        return False
+    return isinstance(model, EncoderDecoder)
 
 
 def model_from_args(args: argparse.Namespace,

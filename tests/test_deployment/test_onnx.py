@@ -152,3 +152,56 @@ def test_mobilevig_classifier_dynamic_verify(tmp_path, capsys, dynamo):
     printed = capsys.readouterr().out
     for size in ('(2, 3, 64, 64)', '(1, 3, 97, 131)', '(1, 3, 256, 192)'):
         assert f'onnxruntime == PyTorch for input {size}' in printed
+
+
+# ------------------------------------------------------- whole segmentor
+SEG_CONFIG = 'configs/segmentation/semfpn_mvig2_ti.py'
+
+
+@pytest.mark.parametrize('dynamo', [False, True])
+def test_semantic_fpn_whole_segmentor_matches_mmseg(tmp_path, dynamo):
+    """Semantic FPN-Ti, exported whole with dynamic sizes: per-pixel logits
+    at the input's size equal mmseg's own inference (``encode_decode``) to
+    1e-4 relative at three sizes, through onnxruntime."""
+    if dynamo:
+        pytest.importorskip('onnxscript',
+                            reason=f'onnxscript is not installed ({INSTALL})')
+    import onnxruntime as ort
+
+    from mvig2_mm.cli.export import build_export_model
+    torch.manual_seed(0)
+    model = build_export_model(SEG_CONFIG)
+    path = str(tmp_path / 'semfpn.onnx')
+    assert export(model, (64, 64), path, dynamic=True,
+                  dynamo=dynamo) == ['seg_logits']
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for hw in [(64, 96), (97, 131), (128, 128)]:
+        x = torch.randn(1, 3, *hw)
+        meta = dict(img_shape=hw, ori_shape=hw, pad_shape=hw)
+        with torch.no_grad():
+            expected = model.segmentor.encode_decode(x, [meta])
+        out = torch.from_numpy(session.run(None, {'input': x.numpy()})[0])
+        assert out.shape == (1, 150, *hw)
+        torch.testing.assert_close(out, expected, rtol=1e-4,
+                                   atol=1e-4 * expected.abs().max().item())
+
+
+def test_cli_segmentor_with_a_published_file(published, tmp_path, capsys):
+    """The published ADE20K layout (mmseg 0.30) exports as it is; a
+    classifier's file for the segmentor config stops with one line."""
+    ckpt = tmp_path / 'fpn_published.pth'
+    published.whole_model(SEG_CONFIG, 'ti', ckpt, 'mmseg')
+    out = tmp_path / 'seg.onnx'
+    assert main([SEG_CONFIG, '--checkpoint', str(ckpt), '--shape', '64',
+                 '--dynamic', '--verify', '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert '-> seg_logits; dynamic batch, height and width' in printed
+    assert 'onnxruntime == PyTorch for input (1, 3, 97, 131)' in printed
+
+    wrong = tmp_path / 'mobilevigv2_ti.pth'
+    published.imagenet('ti', wrong)
+    assert main([SEG_CONFIG, '--checkpoint', str(wrong), '--out',
+                 str(tmp_path / 'x.onnx')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith('error: ') and 'it is a classification ' \
+        'checkpoint and the config builds a segmentation model' in err

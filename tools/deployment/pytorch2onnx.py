@@ -1,4 +1,5 @@
-"""Export MobileViGv2 (classifier or backbone, deploy form) to ONNX.
+"""Export a MobileViGv2 or MobileViG model (a classifier or segmentor whole,
+or a backbone; deploy form) to ONNX.
 
     python tools/deployment/pytorch2onnx.py \\
         configs/classification/mvig2_m_in1k.py \\
@@ -10,8 +11,12 @@
 
 The model is converted to its deploy form first (norms, layer scales and the
 positional encoding folded into convolutions; the two classifiers merged). A
-classifier gives ``logits`` (N, 1000); a backbone (``--backbone-only``, also
-from a detection or segmentation config) gives ``stage0`` .. ``stage3``.
+classifier gives ``logits`` (N, 1000); a segmentor (a Semantic FPN or UperNet
+config) gives ``seg_logits`` (N, classes, H, W): per-pixel class logits at
+the input's size, as mmseg's inference computes them, for the normalised
+image (the segmentor's ``data_preprocessor``: subtract ``mean``, divide by
+``std``, RGB); a backbone (``--backbone-only``, also from a detection config)
+gives ``stage0`` .. ``stage3``.
 ``--dynamic`` makes batch, height and width dynamic: the graph's hop-K
 shifts are gathers whose indices the graph computes from each stage's size,
 leaving an axis whose size is <= K unshifted as the reference does, so the
@@ -39,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mvig2_mm.cli.export import (check_model_args, export_parser,
+from mvig2_mm.cli.export import (check_model_args, export_parser, exportable,
                                  model_from_args, output_names)
 
 # Extra sizes checked by --verify --dynamic: batch 2; a stage-1 map of 8x8
@@ -92,7 +97,7 @@ def export(model: nn.Module, shape: Tuple[int, int], path: str,
     names = output_names(model)
     x = torch.randn(1, 3, *shape)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), exportable(model):
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', category=FutureWarning)
         if dynamo:
@@ -114,6 +119,8 @@ def export(model: nn.Module, shape: Tuple[int, int], path: str,
             for name in names:
                 dynamic_axes[name] = {0: 'batch'} if name == 'logits' else {
                     0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
+            if names == ['seg_logits']:  # at the input's size
+                dynamic_axes['seg_logits'] = dynamic_axes['input']
         kwargs = {}
         if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
             kwargs['dynamo'] = False  # the TorchScript exporter
