@@ -150,31 +150,6 @@ def check_fits(cfg: Config, checkpoint: dict, path: str) -> None:
         fail(first_line(e))
 
 
-def config_dataset_meta(cfg: Config) -> dict:
-    """Classes (and palette) of the config's test dataset, without reading
-    the dataset: its class's ``METAINFO``, updated by the config's
-    ``metainfo`` and mmpretrain's ``classes`` (a list or a file)."""
-    from mmengine.registry import DATASETS
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    while 'dataset' in dataset:  # wrappers
-        dataset = dataset['dataset']
-    meta = {}
-    try:
-        with DATASETS.switch_scope_and_registry(cfg.default_scope) as reg:
-            meta.update(getattr(reg.get(dataset.get('type')), 'METAINFO',
-                                None) or {})
-    except Exception:
-        pass
-    meta.update(dataset.get('metainfo') or {})
-    classes = dataset.get('classes')
-    if isinstance(classes, str) and osp.isfile(classes):
-        with open(classes) as f:
-            meta['classes'] = [line.strip() for line in f if line.strip()]
-    elif isinstance(classes, (list, tuple)):
-        meta['classes'] = list(classes)
-    return meta
-
-
 # ------------------------------------------------------------ per task
 def infer_det(cfg, args, images, meta):
     from mmdet.apis import DetInferencer
@@ -218,7 +193,7 @@ def infer_seg(cfg, args, images, meta):
     # a colour per class: the checkpoint's, the config's, or fixed random ones
     count = len(dataset_meta['classes'])
     for palette in (dataset_meta.get('palette'),
-                    config_dataset_meta(cfg).get('palette'),
+                    launcher.config_dataset_meta(cfg).get('palette'),
                     np.random.RandomState(0).randint(0, 256, (count, 3))):
         if palette is not None and len(palette) == count:
             dataset_meta['palette'] = [list(map(int, c)) for c in palette]
@@ -291,7 +266,7 @@ def main(argv=None):
         checkpoint = open_checkpoint(args.checkpoint)
         check_fits(cfg, checkpoint, args.checkpoint)
         if not dataset_meta_of(checkpoint.get('meta') or {}):
-            meta = config_dataset_meta(cfg)
+            meta = launcher.config_dataset_meta(cfg)
     os.makedirs(args.out_dir, exist_ok=True)
     try:  # in the config's scope (also when main() runs in a process
         # that has used another library's scope before)

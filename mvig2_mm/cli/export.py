@@ -98,10 +98,13 @@ class SegLogits(nn.Module):
     def __init__(self, segmentor: nn.Module) -> None:
         super().__init__()
         self.segmentor = segmentor
+        # a fixed-size graph (Core ML) takes the output size as constants
+        self.fixed_size: Optional[Tuple[int, int]] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.segmentor.decode_head(self.segmentor.extract_feat(x))
-        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+        return F.interpolate(logits, size=self.fixed_size or x.shape[2:],
+                             mode='bilinear',
                              align_corners=self.segmentor.align_corners)
 
 

@@ -109,6 +109,31 @@ def load_config(args, prog: str) -> Config:
     return cfg
 
 
+def config_dataset_meta(cfg: Config) -> dict:
+    """Classes (and palette) of the config's test dataset, without reading
+    the dataset: its class's ``METAINFO``, updated by the config's
+    ``metainfo`` and mmpretrain's ``classes`` (a list or a file)."""
+    from mmengine.registry import DATASETS
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    while 'dataset' in dataset:  # wrappers
+        dataset = dataset['dataset']
+    meta = {}
+    try:
+        with DATASETS.switch_scope_and_registry(cfg.default_scope) as reg:
+            meta.update(getattr(reg.get(dataset.get('type')), 'METAINFO',
+                                None) or {})
+    except Exception:
+        pass
+    meta.update(dataset.get('metainfo') or {})
+    classes = dataset.get('classes')
+    if isinstance(classes, str) and osp.isfile(classes):
+        with open(classes) as f:
+            meta['classes'] = [line.strip() for line in f if line.strip()]
+    elif isinstance(classes, (list, tuple)):
+        meta['classes'] = list(classes)
+    return meta
+
+
 def use_gloo_without_cuda(cfg: Config, prog: str, dist_script: str) -> None:
     """Distributed runs on a machine without CUDA: gloo instead of NCCL, and
     a DDP wrapper without ``device_ids`` (mmengine's default names a GPU)."""
