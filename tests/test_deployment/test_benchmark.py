@@ -8,7 +8,7 @@ def test_quick_run_prints_every_table(capsys):
     assert out.startswith('Machine: ')
     for title in ('### 1. Classifiers', '### 2. Achieved GFLOP/s',
                   '### 3. Mask R-CNN', '### 4. Backbone training step',
-                  '### 5. Tune mode'):
+                  '### 5. Tune mode', '### 6. ONNX Runtime'):
         assert title in out
     for row in ('| MobileViGv2-Ti | train | 5.70 |',
                 '| MobileViGv2-Ti | deploy |', '| MobileOne-S1 | deploy |',
@@ -19,6 +19,11 @@ def test_quick_run_prints_every_table(capsys):
                 '| MobileViGv2-Ti | 2 x 64x64 | on |',
                 '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | on |'):
         assert row in out, row
+    onnxruntime = out[out.index('### 6. ONNX Runtime'):]
+    for row in ('| MobileViGv2-Ti | 1 x 64x64 |',
+                '| MobileViGv2-Ti | 2 x 64x64 |',
+                '| Semantic FPN MobileViGv2-M | 1 x 64x64 |'):
+        assert row in onnxruntime, row
 
 
 def test_tables_option_selects(capsys):

@@ -30,6 +30,10 @@ Tables, all measured in one run:
    segmentation recipes): training step time and peak memory without and
    with it, for the backbones (batch 16 at 224x224) and for Mask R-CNN with
    MobileViGv2-M (batch 2; 800x1333 on CUDA, 512x512 on CPU).
+6. ONNX Runtime (CPU) beside PyTorch, both on the deploy form: the
+   classifiers at 224x224 (batch 1 and 16) and Semantic FPN with
+   MobileViGv2-M at 512x512 (batch 1), exported by ``pytorch2onnx.py``'s
+   code with dynamic sizes and timed interleaved with PyTorch.
 
 Method: ``--warmup`` untimed runs, then ``--repeats`` timed runs; the median is
 reported. The training and deploy forms of a classifier are timed interleaved
@@ -53,6 +57,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from typing import Callable, List, Optional, Tuple
@@ -88,8 +93,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n\n'.join(__doc__.split('\n\n')[2:]))
     parser.add_argument('--tables', type=int, nargs='+',
-                        default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5],
-                        help='tables to measure')
+                        default=[1, 2, 3, 4, 5, 6],
+                        choices=[1, 2, 3, 4, 5, 6], help='tables to measure')
     parser.add_argument('--archs', nargs='+', choices=ARCHS,
                         default=list(ARCHS), help='variants')
     parser.add_argument('--families', nargs='+', choices=FAMILIES,
@@ -126,11 +131,13 @@ def parse_args(argv=None):
     args.det_size, args.det_batch = (800, 1333), 2
     # Tune mode's Mask R-CNN step: the real size where it is quick enough
     args.tune_det_size = (800, 1333) if args.device == 'cuda' else (512, 512)
+    args.seg_size = (512, 512)
     if args.quick:
         args.archs, args.repeats, args.warmup = ['ti'], 1, 1
         args.size, args.batch = 64, 2
         args.det_size, args.det_batch = (128, 128), 1
         args.tune_det_size = (128, 128)
+        args.seg_size = (64, 64)
     return args
 
 
@@ -523,6 +530,62 @@ def tune_mode_table(args, bench: Bench) -> None:
          'peak memory (MiB)', 'memory / time vs off'], rows)
 
 
+SEG_CONFIG = ('Semantic FPN MobileViGv2-M',
+              'configs/segmentation/semfpn_mvig2_m.py')
+
+
+def onnxruntime_table(args, bench: Bench) -> None:
+    """The deploy form in PyTorch and in onnxruntime, interleaved (CPU)."""
+    if args.device != 'cpu':
+        print('\n(table 6 compares CPU runtimes: run it with --device cpu)')
+        return
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print('\n(table 6 needs onnxruntime: pip install -e .[deploy])')
+        return
+    from mvig2_mm.cli.export import build_export_model, export
+    shape = (args.size, args.size)
+    cases = [(f'MobileViGv2-{ARCH_NAMES[arch]}',
+              lambda arch=arch: build_export_model(arch=arch), shape,
+              [1, args.batch]) for arch in args.archs]
+    cases.append((SEG_CONFIG[0], lambda: build_export_model(
+        os.path.join(REPO, SEG_CONFIG[1])), args.seg_size, [1]))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    # idle threads that spin would slow the PyTorch runs timed in between
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, build, size, batches in cases:
+            model = build()
+            path = os.path.join(tmp, 'model.onnx')
+            export(model, size, path, dynamic=True)
+            session = ort.InferenceSession(
+                path, options, providers=['CPUExecutionProvider'])
+            for batch in batches:
+                x = torch.randn(batch, 3, *size)
+                feed = {'input': x.numpy()}
+
+                def in_torch(model=model, x=x):
+                    with torch.inference_mode():
+                        model(x)
+
+                def in_onnxruntime(session=session, feed=feed):
+                    session.run(None, feed)
+                seconds = bench.time_interleaved([in_torch, in_onnxruntime])
+                rows.append([name, f'{batch} x {size[0]}x{size[1]}',
+                             f'{seconds[0] * 1e3:.1f}',
+                             f'{seconds[1] * 1e3:.1f}',
+                             f'{seconds[0] / seconds[1]:.2f}x'])
+            del model, session
+    print_table(
+        f'6. ONNX Runtime {ort.__version__} (CPU) beside PyTorch, deploy '
+        f'form', ['model', 'batch x input', 'PyTorch (ms)',
+                  'onnxruntime (ms)', 'onnxruntime speed-up'], rows)
+
+
 class OtherLoad:
     """Share of the machine's CPU time that other processes used between
     creation and :meth:`share` (Linux ``/proc/stat``; None elsewhere)."""
@@ -588,6 +651,8 @@ def main(argv=None) -> int:
         checkpoint_table(args, bench)
     if 5 in args.tables:
         tune_mode_table(args, bench)
+    if 6 in args.tables:
+        onnxruntime_table(args, bench)
     share = other.share()
     if share is not None:
         print(f'\nOther processes used {100 * share:.0f}% of the CPUs during '
