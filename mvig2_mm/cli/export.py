@@ -143,6 +143,43 @@ def exportable(model: nn.Module) -> Iterator[nn.Module]:
             del module.forward
 
 
+class DenseHeadOutputs(nn.Module):
+    """A one-stage detector (RetinaNet, FCOS, ATSS, ...) as ``image -> the
+    head's raw outputs``, level by level: ``cls_score_{l}``,
+    ``bbox_pred_{l}`` (and ``score_factor_{l}``, e.g. FCOS's centerness).
+    Decoding the boxes and the NMS, which ONNX cannot express as mmdet does
+    them, stay outside the graph: :func:`detections_from_outputs` runs
+    mmdet's own ``predict_by_feat`` on the outputs."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+        with torch.no_grad():  # which outputs, on a small input
+            groups = detector.bbox_head(
+                detector.extract_feat(torch.zeros(1, 3, 64, 64)))
+        self.groups = ('cls_score', 'bbox_pred', 'score_factor')[
+            :len(groups)]
+        self.levels = len(groups[0])
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        groups = self.detector.bbox_head(self.detector.extract_feat(x))
+        return tuple(out for group in groups for out in group)
+
+
+def detections_from_outputs(model: DenseHeadOutputs,
+                            outputs: Sequence[torch.Tensor],
+                            batch_img_metas: List[dict]) -> list:
+    """mmdet's detections (``InstanceData`` per image: ``bboxes``,
+    ``scores``, ``labels``, in the original image's coordinates) from the
+    outputs of :class:`DenseHeadOutputs` (e.g. onnxruntime's)."""
+    outputs = [torch.as_tensor(out) for out in outputs]
+    groups = [outputs[i * model.levels:(i + 1) * model.levels]
+              for i in range(len(model.groups))]
+    with torch.no_grad():
+        return model.detector.bbox_head.predict_by_feat(
+            *groups, batch_img_metas=batch_img_metas, rescale=True)
+
+
 class StageMaps(nn.Module):
     """A backbone as ``image -> (stage maps)``."""
 
@@ -159,6 +196,9 @@ def output_names(model: nn.Module) -> List[str]:
         return [f'stage{i}' for i in model.backbone.out_indices]
     if isinstance(model, SegLogits):
         return ['seg_logits']
+    if isinstance(model, DenseHeadOutputs):
+        return [f'{group}_{level}' for group in model.groups
+                for level in range(model.levels)]
     return ['logits']
 
 
@@ -197,15 +237,24 @@ def build_export_model(config: Optional[str] = None,
             load_pretrained(model, checkpoint)
         return StageMaps(switch_to_deploy(model.eval())).eval()
     wrapper = Logits if isinstance(model, BaseClassifier) else (
-        SegLogits if _is_segmentor(model) else None)
+        SegLogits if _is_segmentor(model) else
+        DenseHeadOutputs if _is_one_stage_detector(model) else None)
     if wrapper is None:
         raise ValueError(f'{osp.basename(config)} builds a '
                          f'{type(model).__name__}: the tools export '
-                         f'classifiers and segmentors whole; export its '
-                         f'backbone with --backbone-only')
+                         f'classifiers, segmentors and one-stage detectors '
+                         f'whole; export its backbone with --backbone-only')
     if checkpoint:
         load_checkpoint_strictly(model, checkpoint)
     return wrapper(switch_to_deploy(model.eval())).eval()
+
+
+def _is_one_stage_detector(model: nn.Module) -> bool:
+    try:
+        from mmdet.models.detectors import SingleStageDetector
+    except ImportError:
+        return False
+    return isinstance(model, SingleStageDetector)
 
 
 def _is_segmentor(model: nn.Module) -> bool:

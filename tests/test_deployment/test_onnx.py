@@ -1,4 +1,6 @@
 """ONNX export: round trip through onnxruntime, with dynamic sizes."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,6 +12,8 @@ pytest.importorskip('onnxruntime',
 from mvig2_mm.cli.export import StageMaps  # noqa: E402
 from mvig2_mm.models import MobileViGv2  # noqa: E402
 from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def deploy_backbone():
@@ -205,3 +209,55 @@ def test_cli_segmentor_with_a_published_file(published, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith('error: ') and 'it is a classification ' \
         'checkpoint and the config builds a segmentation model' in err
+
+
+# ------------------------------------------------------- one-stage detector
+def test_retinanet_whole_detector_matches_mmdet(tmp_path):
+    """RetinaNet with MobileViGv2-Ti exported whole (its head's raw outputs,
+    dynamic sizes; decoding and NMS by mmdet's own head outside the graph):
+    on synthetic COCO images through the config's test pipeline, the
+    detections equal mmdet's ``predict`` (matched boxes IoU >= 0.99, the
+    same labels, scores to 1e-3)."""
+    import onnxruntime as ort
+    from mmdet.structures.bbox import bbox_overlaps
+    from mmengine.dataset import Compose, pseudo_collate
+
+    from mvig2_mm.cli.export import build_export_model, detections_from_outputs
+    from mvig2_mm.testing.synthetic_coco import generate
+    config = tmp_path / 'retinanet_ti.py'
+    config.write_text(
+        f"_base_ = '{REPO}/configs/detection/retinanet_mvig2_m_1x.py'\n"
+        "model = dict(backbone=dict(arch='ti', init_cfg=None),\n"
+        "             neck=dict(in_channels=[32, 64, 128, 256]))\n")
+    torch.manual_seed(0)
+    model = build_export_model(str(config))
+    detector = model.detector
+    path = str(tmp_path / 'retinanet.onnx')
+    names = export(model, (128, 160), path, dynamic=True)
+    assert names[0] == 'cls_score_0' and len(names) == 2 * model.levels
+
+    root = tmp_path / 'coco'
+    generate(str(root), num_train=0, num_val=2, image_size=(96, 128),
+             min_size=16, max_size=40)
+    from mmengine.config import Config
+    pipeline = Compose(Config.fromfile(str(config)).test_pipeline)
+    images = sorted((root / 'val').iterdir())
+    batch = pseudo_collate([pipeline(dict(img_path=str(p), img_id=i))
+                            for i, p in enumerate(images)])
+    data = detector.data_preprocessor(batch, False)
+    with torch.no_grad():
+        expected = detector.predict(data['inputs'], data['data_samples'],
+                                    rescale=True)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    outputs = session.run(None, {'input': data['inputs'].numpy()})
+    got = detections_from_outputs(
+        model, outputs, [s.metainfo for s in data['data_samples']])
+    for want, have in zip(expected, got):
+        want = want.pred_instances
+        assert len(want) > 0 and len(have) == len(want)
+        iou = bbox_overlaps(want.bboxes, have.bboxes)
+        iou[want.labels[:, None] != have.labels[None, :]] = 0  # same label
+        best, index = iou.max(dim=1)
+        assert best.min() >= 0.99
+        torch.testing.assert_close(have.scores[index], want.scores,
+                                   atol=1e-3, rtol=0)

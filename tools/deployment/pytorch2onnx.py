@@ -15,8 +15,12 @@ classifier gives ``logits`` (N, 1000); a segmentor (a Semantic FPN or UperNet
 config) gives ``seg_logits`` (N, classes, H, W): per-pixel class logits at
 the input's size, as mmseg's inference computes them, for the normalised
 image (the segmentor's ``data_preprocessor``: subtract ``mean``, divide by
-``std``, RGB); a backbone (``--backbone-only``, also from a detection config)
-gives ``stage0`` .. ``stage3``.
+``std``, RGB); a one-stage detector (RetinaNet, FCOS, ...) gives its head's
+raw outputs ``cls_score_{l}``, ``bbox_pred_{l}`` (``score_factor_{l}``),
+decoded with mmdet's NMS outside the graph by
+``mvig2_mm.cli.export.detections_from_outputs``; a backbone
+(``--backbone-only``, also from a two-stage detector's config) gives
+``stage0`` .. ``stage3``.
 ``--dynamic`` makes batch, height and width dynamic: the graph's hop-K
 shifts are gathers whose indices the graph computes from each stage's size,
 leaving an axis whose size is <= K unshifted as the reference does, so the
