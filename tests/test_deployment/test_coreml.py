@@ -47,6 +47,16 @@ def test_classifier_as_an_image_model(tmp_path, capsys):
     spec = spec_text(out)
     assert spec.description.predictedFeatureName == 'classLabel'
     assert 'tench' in str(spec.mlProgram)  # the class names are attached
+    # the image's scale and per-channel bias: the program's first ops
+    function = spec.mlProgram.functions['main']
+    consts = {op.outputs[0].name: list(op.attributes['val'].immediateValue
+                                       .tensor.floats.values)
+              for op in function.block_specializations[function.opset]
+              .operations[:6] if op.type == 'const'}
+    std_mean = sum([58.395, 57.12, 57.375]) / 3
+    assert consts['image__scaled___y_0'] == pytest.approx([1 / std_mean])
+    assert consts['image__biased___y_0'] == pytest.approx(
+        [-m / std_mean for m in (123.675, 116.28, 103.53)], rel=1e-5)
     meta = spec.description.metadata
     assert meta.license == 'Apache-2.0' and 'mvig2_mm' in meta.author
     info = dict(meta.userDefined)
