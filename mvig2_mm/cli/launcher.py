@@ -9,6 +9,7 @@ a checkpoint that is missing, unreadable or does not fit the model.
 """
 import argparse
 import datetime
+import gc
 import logging
 import os
 import os.path as osp
@@ -234,6 +235,7 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         except ValueError as e:
             fail(prog, str(e))
     _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
+    runner, finished = None, False
     try:
         try:
             if 'runner_type' in cfg:
@@ -249,6 +251,7 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
         if strict_load:
             runner.register_hook(StrictLoadHook())
         getattr(runner, mode)()
+        finished = True
     except (CheckpointMismatchError, FileNotFoundError) as e:
         fail(prog, first_line(e))
     except Exception as e:  # a file the pipeline cannot read: one line
@@ -257,11 +260,24 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
             raise
         fail(prog, message)
     finally:
-        # a gloo group left to the interpreter's exit aborts the process
-        # ("terminate called without an active exception")
+        runner = None  # DDP's reducer holds the process group: release it
         if torch.distributed.is_initialized():
-            try:  # no rank leaves while another still talks to the group
-                torch.distributed.barrier()
-            except RuntimeError:
-                pass  # a peer is already gone: nothing left to wait for
-            torch.distributed.destroy_process_group()
+            _leave_process_group(finished)
+
+
+def _leave_process_group(finished: bool) -> None:
+    """Tear the process group down in order. A gloo group left to the
+    interpreter's exit aborts the process now and then ("terminate called
+    without an active exception"), so a rank that has finished its work
+    leaves at once after the teardown, its output flushed."""
+    gc.collect()  # the DDP wrapper and its reducer, before the group
+    try:  # no rank leaves while another still talks to the group
+        torch.distributed.barrier()
+    except RuntimeError:
+        pass  # a peer is already gone: nothing left to wait for
+    torch.distributed.destroy_process_group()
+    if finished:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
