@@ -29,9 +29,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 
-from ..models.backbones import MobileViG, MobileViGv2
+from ..models.backbones import backbone_class
 
-BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
 #: ``{family}``: ``mobilevigv2`` or ``mobilevig``
 DEFAULT_CHECKPOINT = 'checkpoints/{family}_{arch}_in1k.pth'
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
@@ -40,10 +39,7 @@ IMAGENET_STD = [58.395, 57.12, 57.375]
 
 def stage_channels(arch: str, backbone: str = 'MobileViGv2') -> List[int]:
     """Output channels of the four stages of a preset of ``backbone``."""
-    if backbone not in BACKBONES:
-        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
-                         f'{backbone!r}')
-    return list(BACKBONES[backbone].parse_arch(arch)['channels'])
+    return list(backbone_class(backbone).parse_arch(arch)['channels'])
 
 
 def _first_neck(model: ConfigDict) -> ConfigDict:

@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from ..models import MobileViGv2, imagenet_classifier_cfg
-from ..models.classifiers.presets import BACKBONES
+from ..models.backbones import BACKBONES
 from ..models.utils import switch_to_deploy
 from ..weights import load_checkpoint_strictly, load_pretrained
 

@@ -274,6 +274,15 @@ def dataset_meta_of(meta: Mapping) -> Optional[dict]:
     return dataset_meta
 
 
+#: Where a training checkpoint keeps its EMA weights (timm-style files).
+EMA_KEYS = ('state_dict_ema', 'model_ema')
+
+
+def has_ema_weights(checkpoint: Mapping) -> bool:
+    """Whether a loaded checkpoint file holds EMA weights."""
+    return any(isinstance(checkpoint.get(k), Mapping) for k in EMA_KEYS)
+
+
 def select_state_dict(checkpoint: Mapping, use_ema: bool = False
                       ) -> Dict[str, torch.Tensor]:
     """Pick the weights out of a checkpoint file's content.
@@ -288,8 +297,7 @@ def select_state_dict(checkpoint: Mapping, use_ema: bool = False
     Returns:
         dict: The state dict (``module.`` prefixes removed).
     """
-    keys = (['state_dict_ema', 'model_ema'] if use_ema else []) + [
-        'state_dict', 'model']
+    keys = (list(EMA_KEYS) if use_ema else []) + ['state_dict', 'model']
     state_dict = checkpoint
     for key in keys:
         if isinstance(checkpoint.get(key), Mapping):
@@ -320,8 +328,7 @@ def convert_checkpoint(checkpoint: Mapping, use_ema: bool = False) -> dict:
         dict: ``{'state_dict': ..., 'meta': ...}`` with ``meta.task`` and,
         when the file names its classes, ``meta.dataset_meta``.
     """
-    if use_ema and not any(isinstance(checkpoint.get(k), Mapping)
-                           for k in ('state_dict_ema', 'model_ema')):
+    if use_ema and not has_ema_weights(checkpoint):
         raise KeyError(f'use_ema=True but the checkpoint has no EMA weights '
                        f'(keys: {sorted(checkpoint)[:8]})')
     state_dict = convert_reference_state_dict(

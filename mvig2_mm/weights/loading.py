@@ -16,7 +16,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .converter import (convert_reference_state_dict, guess_task,
-                        select_state_dict)
+                        has_ema_weights, select_state_dict)
 
 __all__ = [
     'BACKBONE_FAMILIES', 'CheckpointMismatchError', 'check_checkpoint',
@@ -277,8 +277,7 @@ def load_pretrained(model: nn.Module, checkpoint: str,
             reference detection and segmentation backbones do.
     """
     content = load_checkpoint_file(checkpoint, map_location)
-    has_ema = any(isinstance(content.get(k), Mapping)
-                  for k in ('state_dict_ema', 'model_ema'))
+    has_ema = has_ema_weights(content)
     state_dict = convert_reference_state_dict(
         select_state_dict(content, use_ema))
     if prefix is None and not any(k.startswith('stem.') for k in state_dict):

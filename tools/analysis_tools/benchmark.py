@@ -67,9 +67,10 @@ import torch.nn as nn
 
 from mvig2_mm.cli.export import count
 from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models.backbones import BACKBONES
 
 ARCHS = tuple(MobileViGv2.arch_settings)
-FAMILIES = ('MobileViGv2', 'MobileViG')
+FAMILIES = tuple(BACKBONES)
 ARCH_NAMES = dict(ti='Ti', s='S', m='M', b='B')
 # (name in the table, mmpretrain model name, has a deploy form)
 BASELINES = (

@@ -19,7 +19,7 @@ import sys
 import torch.nn as nn
 
 from mvig2_mm.cli.export import count
-from mvig2_mm.models.classifiers.presets import BACKBONES
+from mvig2_mm.models.backbones import BACKBONES
 
 
 def parse_args(argv=None):

@@ -17,9 +17,9 @@ import sys
 
 from mmengine.config import Config
 
-from mvig2_mm.apis.swap_backbone import (BACKBONES, DEFAULT_CHECKPOINT,
-                                         swap_backbone)
+from mvig2_mm.apis.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
 from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models.backbones import BACKBONES
 
 
 def parse_args(argv=None):

@@ -30,7 +30,7 @@ import sys
 import torch
 
 import mvig2_mm  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
-from mvig2_mm.models.classifiers.presets import BACKBONES
+from mvig2_mm.models.backbones import BACKBONES
 from mvig2_mm.weights import (checkpoint_family, convert_checkpoint,
                               describe_arch, load_checkpoint_file)
 

@@ -2,4 +2,17 @@ from .base import MobileViGBase
 from .mobilevig import MobileViG
 from .mobilevigv2 import MobileViGv2
 
-__all__ = ['MobileViGBase', 'MobileViG', 'MobileViGv2']
+#: The MobileViG family by name, as configs and tools name the backbones.
+BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
+
+
+def backbone_class(name: str) -> type:
+    """The backbone class called ``name`` ('MobileViGv2' or 'MobileViG')."""
+    if name not in BACKBONES:
+        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
+                         f'{name!r}')
+    return BACKBONES[name]
+
+
+__all__ = ['MobileViGBase', 'MobileViG', 'MobileViGv2', 'BACKBONES',
+           'backbone_class']

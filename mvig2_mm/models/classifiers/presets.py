@@ -1,11 +1,10 @@
 """Configs of the reference ImageNet classifiers of both families."""
-from ..backbones import MobileViG, MobileViGv2
+from ..backbones import backbone_class
 
 # the head's embedding width of each variant (the reference's ``emb_dims``)
 EMBED_DIMS = dict(
     MobileViGv2=dict(ti=512, s=512, m=512, b=768),
     MobileViG=dict(ti=512, s=512, m=768, b=768))
-BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
 
 
 def imagenet_classifier_cfg(arch: str, num_classes: int = 1000,
@@ -24,10 +23,7 @@ def imagenet_classifier_cfg(arch: str, num_classes: int = 1000,
         backbone (str): ``'MobileViGv2'`` or ``'MobileViG'``.
             Defaults to ``'MobileViGv2'``.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
-                         f'{backbone!r}')
-    channels = BACKBONES[backbone].parse_arch(arch)['channels'][-1]
+    channels = backbone_class(backbone).parse_arch(arch)['channels'][-1]
     return dict(
         type='DistillImageClassifier',
         backbone=dict(type=backbone, arch=arch),
