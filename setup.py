@@ -1,7 +1,18 @@
 """Packaging for mvig2_mm: MobileViGv2 for the OpenMMLab 2.0 stack."""
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: What ``mim`` looks for in the installed package, under ``mvig2_mm/.mim/``
+#: (as the OpenMMLab packages ship them): ``mim train/test`` take the
+#: configs and tools/train.py, tools/test.py; ``mim run`` any other tool;
+#: ``mim search`` reads model-index.yml and the metafiles it imports.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+HERE = osp.dirname(osp.abspath(__file__))
 
 
 def get_version() -> str:
@@ -9,6 +20,47 @@ def get_version() -> str:
     with open(osp.join(osp.dirname(__file__), 'mvig2_mm', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
+
+
+def link_mim_files() -> None:
+    """An editable install (``pip install -e .``) sees ``mvig2_mm/.mim/``
+    through links to the files at the repository root (not tracked by
+    git); a wheel carries copies instead (``BuildPyWithMim``)."""
+    mim_dir = osp.join(HERE, 'mvig2_mm', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        link = osp.join(mim_dir, name)
+        if osp.islink(link) or osp.isfile(link):
+            os.remove(link)
+        elif osp.isdir(link):
+            shutil.rmtree(link)
+        os.symlink(osp.join('..', '..', name), link)
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that copies the mim files into the built package, so
+    that a wheel (and so ``pip install .`` or ``mim install``) carries
+    ``mvig2_mm/.mim/``, without touching the source tree."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        mim_dir = osp.join(self.build_lib, 'mvig2_mm', '.mim')
+        ignore = shutil.ignore_patterns('__pycache__', '*.pyc')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
+            if osp.isdir(dst):
+                shutil.rmtree(dst)
+            os.makedirs(mim_dir, exist_ok=True)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=ignore)
+            else:
+                shutil.copy2(src, dst)
+
+
+if {'develop', 'editable_wheel'} & set(sys.argv):
+    link_mim_files()
 
 
 # The versions whose APIs mvig2_mm uses, as ranges, so that installing it into
@@ -42,6 +94,10 @@ EXTRAS_REQUIRE = {
     # tools/deployment: ONNX export (onnxscript for the torch.export-based
     # exporter, onnxruntime for --verify), Core ML
     'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools'],
+    # `mim train/test/run/search mvig2_mm`; opendatalab >= 0.0.10 pulls
+    # openxlab, which downgrades setuptools (to 60.2, too old for editable
+    # installs) and requests, and mim does not need it for these commands
+    'mim': ['openmim>=0.3.9', 'opendatalab<0.0.10'],
 }
 
 setup(
@@ -55,6 +111,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=('mvig2_mm', 'mvig2_mm.*')),
     include_package_data=True,
+    cmdclass={'build_py': BuildPyWithMim},
     python_requires='>=3.9',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -11,10 +11,13 @@
 #   2. torch 2.13.0 + torchvision 0.28.0 from the registry (unless a working
 #      torch/torchvision of a supported version is already there: kept);
 #   3. build tools: setuptools<82 (mmengine needs pkg_resources), wheel, ninja;
-#   4. mmcv 2.1.0 compiled from the sdist with its ops, once, into the cache;
-#   5. this package (editable) with mmengine/mmdet/mmseg/mmpretrain, with
+#   4. mmcv 2.1.0 compiled from the sdist with its ops, once, into the cache,
+#      in the background;
+#   5. meanwhile mmengine/mmdet/mmseg/mmpretrain and the extras, with
 #      torch/torchvision/mmcv pinned so nothing replaces them;
-#   6. verify the stack, mmcv's compiled ops included.
+#   6. the mmcv wheel installed;
+#   7. this package (editable), linked where mim looks for it;
+#   8. verify the stack, mmcv's compiled ops included.
 set -euo pipefail
 
 VENV=${VENV:-.venv}
@@ -84,7 +87,10 @@ if ! "$PY" -c 'import pkg_resources, wheel, ninja' 2>/dev/null; then
   "${PIP[@]}" install -q "setuptools>=64,<82" wheel ninja || die "installing build tools failed"
 fi
 
-# 4. mmcv with compiled ops ----------------------------------------------------
+# 4. mmcv with compiled ops: compiled in the background --------------------------
+# The one long step (minutes on 2 cores). It builds while step 5 installs the
+# rest; without debug information (-g0: Python's CFLAGS carry -g), which cuts
+# the compile time and the size of the library, and on every core.
 mmcv_ops_ok() {
   "$PY" -c "
 import mmcv
@@ -93,58 +99,105 @@ from mmcv.ops import nms, RoIAlign, batched_nms
 " 2>/dev/null
 }
 WHEEL_DIR="$CACHE/wheels/torch-${TORCH_VERSION}-${PYTAG}"
+cached_wheel() { ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true; }
+build_pid=""
+build_log=""
 if mmcv_ops_ok; then
   say "mmcv $MMCV_VERSION with compiled ops already installed"
-else
-  wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
-  if [ -z "$wheel" ]; then
-    say "building mmcv $MMCV_VERSION with ops from source into $WHEEL_DIR (once; ~16 min on 2 cores)"
-    mkdir -p "$WHEEL_DIR"
-    tmp=$(mktemp -d)
-    # MMCV_WITH_OPS=1 is explicit: pip can otherwise build it without ops, silently.
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=0 \
+elif [ -z "$(cached_wheel)" ]; then
+  say "building mmcv $MMCV_VERSION with ops from source into $WHEEL_DIR, in the background (once; ~5 min on 2 cores)"
+  mkdir -p "$WHEEL_DIR"
+  build_tmp=$(mktemp -d)
+  build_log="$build_tmp/build.log"
+  # MMCV_WITH_OPS=1 is explicit: pip can otherwise build it without ops, silently.
+  ( MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} FORCE_CUDA=0 CFLAGS="${CFLAGS:-} -g0" \
       "${PIP[@]}" wheel --no-build-isolation --no-deps --no-binary mmcv \
-      "mmcv==$MMCV_VERSION" -w "$tmp" > "$tmp/build.log" 2>&1 \
-      || { tail -n 40 "$tmp/build.log" >&2; die "mmcv build failed (full log: $tmp/build.log)"; }
-    mv "$tmp"/mmcv-*.whl "$WHEEL_DIR"/
-    wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
-    say "built $(basename "$wheel")"
+      "mmcv==$MMCV_VERSION" -w "$build_tmp" > "$build_log" 2>&1 \
+    && mv "$build_tmp"/mmcv-*.whl "$WHEEL_DIR"/ ) &
+  build_pid=$!
+fi
+
+# 5. what mvig2_mm needs besides mmcv, while mmcv builds ---------------------------
+# Re-run pip only when setup.py or the extras changed since the last install.
+STAMP="$VENV/.mvig2_mm-installed"
+EXTRAS="tests,deploy,lint,mim"
+CONSTRAINT_LINES="mmcv==$MMCV_VERSION
+mmengine==0.10.7
+mmdet==3.3.0
+mmsegmentation==1.2.2
+mmpretrain==1.2.0"
+want=$( (cat setup.py "$CONSTRAINTS"; echo "$CONSTRAINT_LINES"; echo "$EXTRAS") | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
+# the tested OpenMMLab stack (setup.py declares ranges; these are the pins)
+echo "$CONSTRAINT_LINES" >> "$CONSTRAINTS"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
+  say "installing mmengine, mmdet, mmseg, mmpretrain and the extras ($EXTRAS)"
+  meta=$(mktemp -d)
+  "$PY" setup.py -q egg_info --egg-base "$meta" > /dev/null \
+    || die "reading the requirements of setup.py failed"
+  # setup.py's requirements (and those of the extras) as egg_info writes them,
+  # minus mmcv: pip would build that one again, maybe without its ops
+  mapfile -t requirements < <("$PY" - "$meta/mvig2_mm.egg-info/requires.txt" "$EXTRAS" <<'PY'
+import sys
+path, extras = sys.argv[1], sys.argv[2].split(',')
+section = None
+for line in open(path):
+    line = line.strip()
+    if line.startswith('['):
+        section = line[1:-1]
+    elif line and section in (None, *extras) and not line.startswith('mmcv'):
+        print(line)
+PY
+)
+  "${PIP[@]}" install -q "${requirements[@]}" || die "installing the requirements failed"
+fi
+
+# 6. mmcv: the wheel built above (or cached), installed -----------------------------
+if ! mmcv_ops_ok; then
+  if [ -n "$build_pid" ]; then
+    say "waiting for the mmcv build to finish"
+    wait "$build_pid" \
+      || { tail -n 40 "$build_log" >&2; die "mmcv build failed (full log: $build_log)"; }
+    say "built $(basename "$(cached_wheel)")"
   else
-    say "reusing cached $(basename "$wheel")"
+    say "reusing cached $(basename "$(cached_wheel)")"
   fi
-  "${PIP[@]}" install -q --force-reinstall --no-deps "$wheel" || die "installing $wheel failed"
+  "${PIP[@]}" install -q --force-reinstall --no-deps "$(cached_wheel)" \
+    || die "installing $(cached_wheel) failed"
   # mmcv's own runtime requirements (not pulled by --no-deps)
   "${PIP[@]}" install -q addict "mmengine==0.10.7" "numpy>=1.23" packaging Pillow pyyaml yapf \
     "opencv-python>=4.10" || die "installing mmcv's requirements failed"
   mmcv_ops_ok || die "mmcv $MMCV_VERSION is installed WITHOUT its compiled ops \
 (from mmcv.ops import nms, RoIAlign, batched_nms fails). Delete $WHEEL_DIR and run again."
 fi
-# the tested OpenMMLab stack (setup.py declares ranges; these are the pins)
-cat >> "$CONSTRAINTS" <<CON
-mmcv==$MMCV_VERSION
-mmengine==0.10.7
-mmdet==3.3.0
-mmsegmentation==1.2.2
-mmpretrain==1.2.0
-CON
 
-# 5. this package and the OpenMMLab libraries -----------------------------------
-# Re-run pip only when setup.py or the extras changed since the last install.
-STAMP="$VENV/.mvig2_mm-installed"
-EXTRAS="tests,deploy,lint"
-want=$( (cat setup.py "$CONSTRAINTS"; echo "$EXTRAS") | "$PY" -c 'import hashlib,sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest())')
+# 7. this package, editable --------------------------------------------------------
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-  say "installing mvig2_mm (editable) with mmengine, mmdet, mmseg, mmpretrain"
+  say "installing mvig2_mm (editable)"
   "${PIP[@]}" install -q --no-build-isolation -e ".[$EXTRAS]" || die "installing mvig2_mm failed"
   echo "$want" > "$STAMP"
 else
   say "mvig2_mm and its requirements already installed"
 fi
+# mim looks for an installed package at <site-packages>/mvig2_mm (its
+# get_installed_path), which an editable install (PEP 660) does not create:
+# link it to the checkout's package, and list the link in the install's
+# RECORD so that pip removes the link (never the checkout) when it
+# uninstalls or replaces mvig2_mm.
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ -L "$SITE/mvig2_mm" ] || [ ! -e "$SITE/mvig2_mm" ]; then
+  ln -sfn "$PWD/mvig2_mm" "$SITE/mvig2_mm"
+  record="$(ls -d "$SITE"/mvig2_mm-*.dist-info | head -n1)/RECORD"
+  grep -qx 'mvig2_mm,,' "$record" || echo 'mvig2_mm,,' >> "$record"
+fi
 
-# 6. verify ---------------------------------------------------------------------
+# 8. verify ---------------------------------------------------------------------
 "$PY" - <<'PY' || die "the installed stack does not import; see the error above"
 import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch, torchvision  # noqa
 from mmcv.ops import RoIAlign, batched_nms, nms  # noqa
 import mvig2_mm  # noqa
+from mim.utils import get_installed_path  # noqa
+import os.path as osp
+assert osp.isfile(osp.join(get_installed_path('mvig2_mm'), '.mim', 'model-index.yml')), \
+    'mim does not find mvig2_mm/.mim/model-index.yml'
 PY
 say "done: torch $TORCH_VERSION, torchvision $TV_VERSION, mmcv $MMCV_VERSION (ops compiled)"

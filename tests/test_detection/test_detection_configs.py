@@ -136,10 +136,6 @@ def test_config_loads_imagenet_weights(tmp_path, monkeypatch):
 
 def test_metafile():
     meta = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text())
-    papers = {c['Name']: c['Paper']['URL'] for c in meta['Collections']}
-    assert set(papers) == {'MobileViGv2', 'MobileViG'}
-    assert '2406.05850' in papers['MobileViGv2']
-    assert '2307.00395' in papers['MobileViG']
     models = {m['Name']: m for m in meta['Models']}
     assert {Path(m['Config']).name for m in models.values()} == set(EXPECTED)
     for model in models.values():

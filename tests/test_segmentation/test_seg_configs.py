@@ -121,6 +121,7 @@ def test_metafile_lists_every_config_with_paper_results():
     for m in meta['Models']:
         assert osp.isfile(osp.join(REPO, m['Config']))
         assert m['Name'] == osp.splitext(osp.basename(m['Config']))[0]
+        assert m['In Collection'] == backbone_class(m['Config']).__name__
         # the authors publish Semantic FPN M and B (mmseg 0.30 files)
         published = m['Name'] in ('semfpn_mvig2_m', 'semfpn_mvig2_b')
         assert ('SLDGroup/MobileViGv2' in m.get('Weights', '')) == published
