@@ -8,7 +8,7 @@ metainfo = dict(classes=('background', 'circle', 'rectangle', 'triangle'),
                 palette=[(120, 120, 120), (220, 20, 60), (0, 160, 0),
                          (30, 60, 230)])
 image_scale = (128, 128)
-max_iters = 600
+max_iters = 250
 norm_cfg = dict(type='BN', requires_grad=True)  # one process: no SyncBN
 
 model = dict(
@@ -56,8 +56,8 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='PolyLR', power=0.9, eta_min=0., by_epoch=False, begin=50,
+         end=25),
+    dict(type='PolyLR', power=0.9, eta_min=0., by_epoch=False, begin=25,
          end=max_iters),
 ]
 default_hooks = dict(
