@@ -17,7 +17,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 
 def get_version() -> str:
     scope: dict = {}
-    with open(osp.join(osp.dirname(__file__), 'mvig2_mm', 'version.py')) as f:
+    with open(osp.join(HERE, 'mvig2_mm', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
