@@ -1,6 +1,6 @@
-"""MobileViG (v1): parity with the reference, shapes, training API, errors.
+"""MobileViG (v1): parity with the reference, SVGA, training API, errors.
 The behaviours pinned for MobileViGv2 in test_mobilevigv2.py, for the
-predecessor family."""
+predecessor family; what both share is in test_base.py."""
 import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -109,49 +109,6 @@ def test_traced_graph_is_right_for_other_sizes():
         assert torch.equal(traced(x), reference_svga(x, 2))
 
 
-# ---------------------------------------------------------------- shapes
-@pytest.mark.parametrize('batch', [1, 2])
-@pytest.mark.parametrize('hw', [(224, 224), (224, 320), (97, 131), (40, 72),
-                                (32, 32)])
-def test_output_shapes(hw, batch):
-    model = MobileViG('ti').eval()
-    with torch.no_grad():
-        outs = model(torch.randn(batch, 3, *hw))
-    h, w = hw
-    for out, channels, halvings in zip(outs, CHANNELS['ti'], [2, 3, 4, 5]):
-        exp_h, exp_w = h, w
-        for _ in range(halvings):
-            exp_h, exp_w = (exp_h + 1) // 2, (exp_w + 1) // 2
-        assert tuple(out.shape) == (batch, channels, exp_h, exp_w)
-        assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize('arch', ['s', 'm', 'b'])
-def test_variant_channels(arch):
-    outs = MobileViG(arch).eval()(torch.randn(1, 3, 64, 64))
-    assert [o.shape[1] for o in outs] == CHANNELS[arch]
-
-
-def test_deploy_equals_training_form_and_round_trip(tmp_path):
-    model = MobileViG('ti', layer_scale_init_value=0.5)
-    model.init_weights()
-    model.train()
-    model(torch.randn(4, 3, 64, 64))  # non-trivial BN statistics
-    model.eval()
-    x = torch.randn(2, 3, 97, 131)
-    with torch.no_grad():
-        before = model(x)
-        model.switch_to_deploy()
-        after = model(x)
-    for a, b in zip(before, after):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max())
-    fresh = MobileViG('ti', deploy=True).eval()
-    fresh.load_state_dict(model.state_dict(), strict=True)
-    with torch.no_grad():
-        for a, b in zip(after, fresh(x)):
-            assert torch.equal(a, b)
-
-
 # ------------------------------------------------------------ training API
 def test_frozen_stages_and_norm_eval():
     model = MobileViG('ti', frozen_stages=2, norm_eval=True).train()
@@ -163,25 +120,6 @@ def test_frozen_stages_and_norm_eval():
     stats = bns[-1].running_mean.clone()
     model(torch.randn(2, 3, 64, 64))
     assert torch.equal(bns[-1].running_mean, stats)
-
-
-def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(1)
-    plain = MobileViG('ti', layer_scale_init_value=0.3)
-    plain.init_weights()
-    ckpt = MobileViG('ti', layer_scale_init_value=0.3, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    plain.train(), ckpt.train()
-    x = torch.randn(2, 3, 64, 64)
-    out_plain, out_ckpt = plain(x), ckpt(x)
-    for a, b in zip(out_plain, out_ckpt):
-        torch.testing.assert_close(a, b)
-    sum(o.sum() for o in out_plain).backward()
-    sum(o.sum() for o in out_ckpt).backward()
-    grads = dict(ckpt.named_parameters())
-    for name, param in plain.named_parameters():
-        assert param.grad is not None, name
-        torch.testing.assert_close(param.grad, grads[name].grad, msg=name)
 
 
 def test_drop_path_rates_linear_over_all_blocks():

@@ -1,0 +1,90 @@
+"""What both families get from ``MobileViGBase`` (base.py): the stage
+outputs' shapes at any input size, the channels of every variant, the deploy
+form (equal to the training form, and loadable into a model built with
+``deploy=True``), and activation checkpointing (``with_cp``) with the same
+outputs and gradients.
+What differs per family (parity, the graph ops, deploy details) is tested in
+test_mobilevigv2.py and test_mobilevig.py."""
+import pytest
+import torch
+
+from mvig2_mm.models import MobileViG, MobileViGv2
+
+#: The stage channels of each variant, as the papers give them.
+CHANNELS = {
+    MobileViGv2: dict(ti=[32, 64, 128, 256], s=[32, 64, 128, 256],
+                      m=[32, 64, 192, 384], b=[64, 128, 256, 512]),
+    MobileViG: dict(ti=[42, 84, 168, 256], s=[42, 84, 176, 256],
+                    m=[42, 84, 224, 400], b=[42, 84, 240, 464]),
+}
+FAMILIES = pytest.mark.parametrize('family', [MobileViGv2, MobileViG],
+                                   ids=lambda cls: cls.__name__)
+
+
+@FAMILIES
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('hw', [(224, 224), (224, 320), (97, 131), (40, 72),
+                                (32, 32)])
+def test_output_shapes(family, hw, batch):
+    model = family('ti').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(batch, 3, *hw))
+    h, w = hw
+    for out, channels, halvings in zip(outs, CHANNELS[family]['ti'],
+                                       [2, 3, 4, 5]):
+        exp_h, exp_w = h, w
+        for _ in range(halvings):
+            exp_h, exp_w = (exp_h + 1) // 2, (exp_w + 1) // 2
+        assert tuple(out.shape) == (batch, channels, exp_h, exp_w)
+        assert torch.isfinite(out).all()
+
+
+@FAMILIES
+@pytest.mark.parametrize('arch', ['s', 'm', 'b'])
+def test_variant_channels(family, arch):
+    model = family(arch).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == CHANNELS[family][arch]
+
+
+@FAMILIES
+def test_with_cp_same_outputs_and_gradients(family):
+    torch.manual_seed(1)
+    plain = family('ti', layer_scale_init_value=0.3)
+    plain.init_weights()
+    ckpt = family('ti', layer_scale_init_value=0.3, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    plain.train(), ckpt.train()
+    x = torch.randn(2, 3, 64, 64)
+    out_plain, out_ckpt = plain(x), ckpt(x)
+    for a, b in zip(out_plain, out_ckpt):
+        torch.testing.assert_close(a, b)
+    sum(o.sum() for o in out_plain).backward()
+    sum(o.sum() for o in out_ckpt).backward()
+    grads = dict(ckpt.named_parameters())
+    for name, param in plain.named_parameters():
+        assert param.grad is not None, name
+        torch.testing.assert_close(param.grad, grads[name].grad,
+                                   msg=f'gradient of {name} differs')
+
+
+@FAMILIES
+def test_deploy_equals_training_form_and_round_trip(family):
+    model = family('ti', layer_scale_init_value=0.5)
+    model.init_weights()
+    model.train()
+    model(torch.randn(4, 3, 64, 64))  # non-trivial BN statistics
+    model.eval()
+    x = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        before = model(x)
+        model.switch_to_deploy()
+        after = model(x)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max())
+    fresh = family('ti', deploy=True).eval()
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        for a, b in zip(after, fresh(x)):
+            assert torch.equal(a, b)
