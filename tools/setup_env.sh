@@ -51,26 +51,30 @@ PIP=(pip_)
 
 # 2. torch / torchvision ----------------------------------------------------
 # Supported: torch >= 2.1 (mmcv 2.1.0 compiles against it). A working pair is kept.
+# torch_ok prints "TORCH_VERSION TORCHVISION_VERSION PYTAG" for a working pair
+# (one interpreter start, the slow part of a set-up that has nothing to do).
 torch_ok() {
   "$PY" - <<'PY' 2>/dev/null
+import sys
 import torch, torchvision  # torchvision must import with this torch (mmpretrain needs it)
 from packaging.version import Version
 v = Version(torch.__version__.split('+')[0])
 assert Version('2.1') <= v < Version('2.14'), v
+print(torch.__version__, torchvision.__version__,
+      f'cp{sys.version_info[0]}{sys.version_info[1]}')
 PY
 }
-if torch_ok; then
-  say "keeping torch $("$PY" -c 'import torch, torchvision; print(torch.__version__, "/ torchvision", torchvision.__version__)')"
+if versions=$(torch_ok); then
+  read -r TORCH_VERSION TV_VERSION PYTAG <<< "$versions"
+  say "keeping torch $TORCH_VERSION / torchvision $TV_VERSION"
 else
   say "installing $TORCH_SPEC and $TORCHVISION_SPEC from the registry (several GB, ~2 min)"
   # '===' excludes the local '+cpu' build found on disk, whose torchvision does not import.
   "${PIP[@]}" install -q "$TORCH_SPEC" "$TORCHVISION_SPEC" packaging \
     || die "installing torch/torchvision failed"
-  torch_ok || die "torch/torchvision installed but do not import together"
+  versions=$(torch_ok) || die "torch/torchvision installed but do not import together"
+  read -r TORCH_VERSION TV_VERSION PYTAG <<< "$versions"
 fi
-TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
-TV_VERSION=$("$PY" -c 'import torchvision; print(torchvision.__version__)')
-PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 
 # Pins for every later install: nothing may replace torch, torchvision or mmcv.
 CONSTRAINTS="$VENV/mvig2_mm-constraints.txt"
@@ -102,7 +106,9 @@ WHEEL_DIR="$CACHE/wheels/torch-${TORCH_VERSION}-${PYTAG}"
 cached_wheel() { ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true; }
 build_pid=""
 build_log=""
+mmcv_ready=false
 if mmcv_ops_ok; then
+  mmcv_ready=true
   say "mmcv $MMCV_VERSION with compiled ops already installed"
 elif [ -z "$(cached_wheel)" ]; then
   say "building mmcv $MMCV_VERSION with ops from source into $WHEEL_DIR, in the background (once; ~5 min on 2 cores)"
@@ -152,7 +158,7 @@ PY
 fi
 
 # 6. mmcv: the wheel built above (or cached), installed -----------------------------
-if ! mmcv_ops_ok; then
+if ! $mmcv_ready; then
   if [ -n "$build_pid" ]; then
     say "waiting for the mmcv build to finish"
     wait "$build_pid" \
