@@ -255,8 +255,13 @@ class MobileViGBase(BaseModule):
             Defaults to False.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation config. Defaults to ``dict(type='GELU')``.
-        drop_path_rate (float): Stochastic depth rate, spread linearly from 0
-            over all blocks in order. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate of the last block.
+            Defaults to 0.
+        drop_path_schedule (str): How the rate is spread over the blocks:
+            ``'linear'`` from 0 to ``drop_path_rate`` over all blocks in
+            order (the usual rule, e.g. of mmpretrain's and timm's models),
+            or ``'reference'``, the rates the family's reference code gives
+            each block (:meth:`drop_path_rates`). Defaults to ``'linear'``.
         layer_scale_init_value (float): Initial value of the layer scales.
             Defaults to 1e-5.
         expand_ratio (int): Hidden width of inverted residuals and FFNs.
@@ -294,6 +299,7 @@ class MobileViGBase(BaseModule):
                  norm_cfg: ConfigType = dict(type='BN'),
                  act_cfg: ConfigType = dict(type='GELU'),
                  drop_path_rate: float = 0.,
+                 drop_path_schedule: str = 'linear',
                  layer_scale_init_value: float = 1e-5,
                  expand_ratio: int = 4,
                  with_cp: bool = False,
@@ -335,8 +341,7 @@ class MobileViGBase(BaseModule):
             conv_module(in_channels, c0 // 2, 3, norm, act_cfg, stride=2,
                         padding=1),
             conv_module(c0 // 2, c0, 3, norm, act_cfg, stride=2, padding=1))
-        drop_paths = torch.linspace(0, drop_path_rate,
-                                    self._num_blocks()).tolist()
+        drop_paths = self.drop_path_rates(drop_path_rate, drop_path_schedule)
         block_cfg = dict(norm_cfg=norm, act_cfg=act_cfg,
                          layer_scale_init_value=layer_scale_init_value,
                          with_cp=with_cp, deploy=deploy)
@@ -361,6 +366,28 @@ class MobileViGBase(BaseModule):
     def _num_blocks(self) -> int:
         """How many blocks share the drop path rates."""
         raise NotImplementedError
+
+    def drop_path_rates(self, rate: float, schedule: str) -> List[float]:
+        """The drop path rate of every block, in the order they are built.
+
+        Args:
+            rate (float): The rate of the last block.
+            schedule (str): ``'linear'`` (from 0 to ``rate`` over all
+                blocks) or ``'reference'`` (the reference code's rates; see
+                :meth:`_reference_drop_path_rates`).
+        """
+        if schedule not in ('linear', 'reference'):
+            raise ValueError(f"drop_path_schedule must be 'linear' or "
+                             f"'reference', got {schedule!r}")
+        linear = torch.linspace(0, rate, self._num_blocks()).tolist()
+        if schedule == 'linear':
+            return linear
+        return self._reference_drop_path_rates(linear)
+
+    def _reference_drop_path_rates(self, linear: List[float]) -> List[float]:
+        """The reference's rates, given the linear ones: the same unless a
+        family's reference code spreads them otherwise."""
+        return linear
 
     def _make_stage(self, index: int, drop_paths: List[float],
                     block_cfg: dict) -> List[nn.Module]:

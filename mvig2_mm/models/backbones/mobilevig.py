@@ -170,11 +170,12 @@ class MobileViG(MobileViGBase):
             Defaults to 2.
         **kwargs: ``in_channels``, ``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``drop_path_rate``,
-            ``layer_scale_init_value`` (of the inverted residuals),
-            ``expand_ratio``, ``with_cp``, ``efficient_conv_bn_eval``,
-            ``deploy`` and ``init_cfg``: see
-            :class:`MobileViGBase`. ``drop_path_rate`` is spread linearly
-            over all blocks in order, as in the reference.
+            ``drop_path_schedule``, ``layer_scale_init_value`` (of the
+            inverted residuals), ``expand_ratio``, ``with_cp``,
+            ``efficient_conv_bn_eval``, ``deploy`` and ``init_cfg``: see
+            :class:`MobileViGBase`. The reference spreads ``drop_path_rate``
+            linearly over all blocks in order, so both schedules give the
+            same rates.
 
     Example:
         >>> import torch

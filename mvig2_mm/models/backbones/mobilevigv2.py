@@ -225,13 +225,14 @@ class MobileViGv2(MobileViGBase):
             Defaults to ``'m'``.
         **kwargs: ``in_channels``, ``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``norm_cfg``, ``act_cfg``, ``drop_path_rate``,
-            ``layer_scale_init_value``, ``expand_ratio``, ``with_cp``,
-            ``efficient_conv_bn_eval``, ``deploy`` and ``init_cfg``: see
-            :class:`MobileViGBase`.
-            ``drop_path_rate`` is spread linearly over all blocks in order;
-            the reference spreads its rate over all blocks but advances only
-            after MGC blocks, so its rates are lower than its ``drop_path``
-            suggests (weights are unaffected). ``deploy`` also folds the
+            ``drop_path_schedule``, ``layer_scale_init_value``,
+            ``expand_ratio``, ``with_cp``, ``efficient_conv_bn_eval``,
+            ``deploy`` and ``init_cfg``: see :class:`MobileViGBase`.
+            With ``drop_path_schedule='reference'`` the blocks get the
+            reference's rates: spaced linearly over all blocks, but the
+            index advances only after MGC blocks, so an inverted residual
+            takes the rate of the MGC block after it and the last block
+            ends well below ``drop_path_rate``. ``deploy`` also folds the
             conditional positional encodings.
 
     Example:
@@ -261,6 +262,16 @@ class MobileViGv2(MobileViGBase):
 
     def _num_blocks(self) -> int:
         return sum(self.arch['ir_blocks']) + sum(self.arch['mgc_blocks'])
+
+    def _reference_drop_path_rates(self, linear: List[float]) -> List[float]:
+        # the reference (e.g. detection/mobilevigv2_backbone.py, lines
+        # 349-366) advances its index after MGC blocks only
+        rates, index = [], 0
+        for irs, mgcs in zip(self.arch['ir_blocks'], self.arch['mgc_blocks']):
+            rates += [linear[index]] * irs
+            rates += linear[index:index + mgcs]
+            index += mgcs
+        return rates
 
     def _make_stage(self, index: int, drop_paths: List[float],
                     block_cfg: dict) -> List[nn.Module]:

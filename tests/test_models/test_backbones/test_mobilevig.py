@@ -129,6 +129,13 @@ def test_drop_path_rates_linear_over_all_blocks():
     assert len(blocks) == 12 and isinstance(blocks[-1], SVGABlock)
     rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in blocks]
     assert rates == pytest.approx(torch.linspace(0, 0.2, 12).tolist())
+    # MobileViG's reference spreads its rate linearly too
+    # (detection/mobilevig_backbone.py:240-266)
+    reference = MobileViG('ti', drop_path_rate=0.2,
+                          drop_path_schedule='reference')
+    assert [getattr(b.drop_path, 'drop_prob', 0.) for stage in
+            reference.stages for b in stage if hasattr(b, 'drop_path')
+            ] == pytest.approx(rates)
 
 
 # ------------------------------------------------------------ errors

@@ -161,6 +161,25 @@ def test_drop_path_rates_linear_over_all_blocks():
     assert torch.equal(model(x)[-1], model(x)[-1])
 
 
+def test_reference_drop_path_schedule():
+    """The reference's rates (e.g. detection/mobilevigv2_backbone.py:
+    349-366): linear over all 18 blocks, the index advanced after MGC
+    blocks only, so each inverted residual takes the rate of the next MGC
+    block and the last block ends at 5/17 of the rate."""
+    model = MobileViGv2('ti', drop_path_rate=0.2,
+                        drop_path_schedule='reference')
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in model.modules()
+             if isinstance(b, (InvertedResidual, MGCBlock))]
+    step = 0.2 / 17
+    expected = ([0.] * 2 + [0.] * 2 + [0., step]  # stage 0; 1: IR, IR, MGCs
+                + [2 * step] * 6 + [2 * step, 3 * step]  # stage 2
+                + [4 * step] * 2 + [4 * step, 5 * step])  # stage 3
+    assert rates == pytest.approx(expected)
+    with pytest.raises(ValueError, match="drop_path_schedule must be "
+                       "'linear' or 'reference', got 'cosine'"):
+        MobileViGv2('ti', drop_path_schedule='cosine')
+
+
 def test_init_weights_changes_weights():
     model = MobileViGv2('ti')
     before = copy.deepcopy(model.state_dict())
