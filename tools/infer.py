@@ -135,12 +135,9 @@ def open_checkpoint(path: str) -> dict:
 def check_fits(cfg: Config, checkpoint: dict, path: str) -> None:
     """Stop with one line unless the checkpoint sets every weight of the
     config's model (the inferencers load non-strictly)."""
-    model_cfg = cfg.model.copy()
-    if model_cfg.get('teacher'):
-        model_cfg.teacher = None  # a distillation teacher only trains
     try:
         with MODELS.switch_scope_and_registry(cfg.default_scope) as registry:
-            model = registry.build(model_cfg)
+            model = registry.build(cfg.model.copy())
     except launcher.BUILD_ERRORS as e:
         fail(f'cannot build the model of {osp.basename(cfg.filename)}: '
              f'{first_line(e)}')

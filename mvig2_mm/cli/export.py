@@ -221,8 +221,6 @@ def build_export_model(config: Optional[str] = None,
         cfg = Config.fromfile(config)
         init_default_scope(cfg.get('default_scope', 'mmpretrain'))
         model_cfg = cfg.model.copy()
-        if 'teacher' in model_cfg:
-            model_cfg.teacher = None  # a distillation teacher only trains
         if model_cfg.get('backbone', {}).get('init_cfg'):
             model_cfg.backbone.init_cfg = None  # weights: --checkpoint
     else:

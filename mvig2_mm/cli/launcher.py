@@ -136,19 +136,45 @@ def config_dataset_meta(cfg: Config) -> dict:
 
 
 def use_gloo_without_cuda(cfg: Config, prog: str, dist_script: str) -> None:
-    """Distributed runs on a machine without CUDA: gloo instead of NCCL, and
-    a DDP wrapper without ``device_ids`` (mmengine's default names a GPU)."""
+    """Distributed runs on a machine without CUDA: gloo instead of NCCL,
+    BatchNorm instead of SyncBatchNorm (``sync_bn`` and ``SyncBN`` norms),
+    and a DDP wrapper without ``device_ids`` (mmengine's default names a
+    GPU)."""
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
     if cfg.launcher != 'pytorch':
         fail(prog, f'--launcher {cfg.launcher} needs CUDA; on CPU start the '
              f'processes with torchrun ({dist_script})')
     cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+    sync_norms = _sync_bn_to_bn(cfg.get('model'))
+    if cfg.get('sync_bn') or sync_norms:
+        # torch's SyncBatchNorm runs on CUDA only
+        cfg.sync_bn = None
+        print_log('CUDA is not available: BatchNorm is not synchronised '
+                  'across the processes (SyncBatchNorm needs CUDA); each '
+                  'process keeps its own statistics.', logger='current',
+                  level=logging.WARNING)
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel', device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def _sync_bn_to_bn(node) -> bool:
+    """Turn every ``norm_cfg`` of type ``'SyncBN'`` under ``node`` into
+    ``'BN'``, in place; whether there was one."""
+    found = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            found = True
+        for child in node.values():
+            found = _sync_bn_to_bn(child) or found
+    elif isinstance(node, (list, tuple)):
+        for child in node:
+            found = _sync_bn_to_bn(child) or found
+    return found
 
 
 def _init_cpu_process_group(cfg: Config, activity: str) -> None:
@@ -167,8 +193,10 @@ def _init_cpu_process_group(cfg: Config, activity: str) -> None:
 
 
 def pretrained_checkpoints(cfg: Config) -> Iterator[Tuple[str, str]]:
-    """``(config key, checkpoint)`` of every ``Pretrained`` ``init_cfg`` in
-    ``cfg.model``, e.g. ``('model.backbone.init_cfg.checkpoint', path)``."""
+    """``(config key, checkpoint)`` of every file that training starts from:
+    each ``Pretrained`` ``init_cfg`` in ``cfg.model`` (e.g.
+    ``('model.backbone.init_cfg.checkpoint', path)``) and a distillation
+    teacher's checkpoint (``model.teacher.checkpoint``)."""
     def walk(node, key):
         if isinstance(node, dict):
             init_cfgs = node.get('init_cfg')
@@ -185,13 +213,27 @@ def pretrained_checkpoints(cfg: Config) -> Iterator[Tuple[str, str]]:
         elif isinstance(node, (list, tuple)):
             for i, child in enumerate(node):
                 yield from walk(child, f'{key}[{i}]')
-    yield from walk(cfg.get('model'), 'model')
+    model = cfg.get('model') or {}
+    teacher = model.get('teacher') if isinstance(model, dict) else None
+    yield from walk({k: v for k, v in model.items() if k != 'teacher'},
+                    'model')
+    if isinstance(teacher, dict) and teacher.get('checkpoint'):
+        yield 'model.teacher.checkpoint', teacher['checkpoint']
 
 
 def check_pretrained_files(cfg: Config) -> Optional[str]:
-    """Why a ``Pretrained`` checkpoint of the model cannot be loaded (it is
-    not given, or not found), or None. Checked before anything is built."""
+    """Why a file that training starts from cannot be loaded (it is not
+    given, or not found), or None (see :func:`pretrained_checkpoints`)."""
     for key, checkpoint in pretrained_checkpoints(cfg):
+        if key.startswith('model.teacher'):
+            if not is_url(checkpoint) and not osp.isfile(
+                    osp.expanduser(checkpoint)):
+                return (f'teacher checkpoint not found: {checkpoint} '
+                        f'({key}). Point --cfg-options {key}=PATH at the '
+                        f'trained teacher (see configs/classification/'
+                        f'README.md), or set model.teacher=None to train '
+                        f'without distillation')
+            continue
         if not checkpoint:
             return (f'{key} is not set: point it at the pretrained weights, '
                     f'or set model.backbone.init_cfg=None to train from '
@@ -206,22 +248,31 @@ def check_pretrained_files(cfg: Config) -> Optional[str]:
     return None
 
 
-def run(cfg: Config, prog: str, mode: str, loaders: List[str],
-        evaluators: List[str], strict_load: bool = False) -> None:
-    """Check the inputs, build the Runner and call ``runner.<mode>()``.
+def build_runner(cfg: Config, prog: str) -> Runner:
+    """The config's Runner (which builds the model); a config that cannot
+    build its model ends the run with one line."""
+    try:
+        if 'runner_type' in cfg:
+            init_default_scope(cfg.get('default_scope', 'mmengine'))
+            return RUNNERS.build(cfg)
+        return Runner.from_cfg(cfg)
+    except CheckpointMismatchError as e:
+        fail(prog, first_line(e))
+    except BUILD_ERRORS as e:
+        name = osp.basename(cfg.filename)
+        fail(prog, f'cannot build the model of {name}: {first_line(e)}')
 
-    Args:
-        cfg (Config): The complete config.
-        prog (str): The tool's name, for error messages.
-        mode (str): ``'train'`` or ``'test'``.
-        loaders (list[str]): Dataloader keys whose data is checked first.
-        evaluators (list[str]): Evaluator keys whose files are checked.
-        strict_load (bool): Stop when ``load_from`` does not fit the model
-            exactly (:class:`StrictLoadHook`).
-    """
-    problem = check_pretrained_files(cfg)
-    if problem:
-        fail(prog, problem)
+
+def check_inputs(cfg: Config, prog: str, mode: str, loaders: List[str],
+                 evaluators: List[str]) -> None:
+    """Stop with one line before a file the run reads is found missing or
+    unreadable half-way: the files training starts from (``train`` only:
+    testing sets every weight from the checkpoint under test), the
+    datasets, and ``load_from``."""
+    if mode == 'train':
+        problem = check_pretrained_files(cfg)
+        if problem:
+            fail(prog, problem)
     try:
         check_data(cfg, loaders, evaluators)
     except DataCheckError as e:
@@ -234,20 +285,29 @@ def run(cfg: Config, prog: str, mode: str, loaders: List[str],
             read_checkpoint(load_from)
         except ValueError as e:
             fail(prog, str(e))
+
+
+def run(cfg: Config, prog: str, mode: str, loaders: List[str],
+        evaluators: List[str], strict_load: bool = False) -> None:
+    """Build the Runner, check the inputs and call ``runner.<mode>()``.
+
+    The model is built first, so that a config error (an unknown arch, a
+    bad option) is reported before a missing file.
+
+    Args:
+        cfg (Config): The complete config.
+        prog (str): The tool's name, for error messages.
+        mode (str): ``'train'`` or ``'test'``.
+        loaders (list[str]): Dataloader keys whose data is checked first.
+        evaluators (list[str]): Evaluator keys whose files are checked.
+        strict_load (bool): Stop when ``load_from`` does not fit the model
+            exactly (:class:`StrictLoadHook`).
+    """
     _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
     runner, finished = None, False
     try:
-        try:
-            if 'runner_type' in cfg:
-                init_default_scope(cfg.get('default_scope', 'mmengine'))
-                runner = RUNNERS.build(cfg)
-            else:
-                runner = Runner.from_cfg(cfg)
-        except CheckpointMismatchError as e:
-            fail(prog, first_line(e))
-        except BUILD_ERRORS as e:
-            name = osp.basename(cfg.filename)
-            fail(prog, f'cannot build the model of {name}: {first_line(e)}')
+        runner = build_runner(cfg, prog)
+        check_inputs(cfg, prog, mode, loaders, evaluators)
         if strict_load:
             runner.register_hook(StrictLoadHook())
         getattr(runner, mode)()

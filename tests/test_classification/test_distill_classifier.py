@@ -40,9 +40,32 @@ def samples(n=4):
     return [DataSample().set_gt_label(i % NUM_CLASSES) for i in range(n)]
 
 
+def test_teacher_is_built_only_for_training(teacher_ckpt, monkeypatch):
+    """Built for evaluation, export or inference (and initialised), the
+    classifier never builds the teacher or reads its checkpoint; the first
+    training loss does, once."""
+    from mvig2_mm.models.classifiers import distill_classifier
+    loads = []
+
+    def load(path):
+        loads.append(path)
+        return torch.load(path, weights_only=True)
+    monkeypatch.setattr(distill_classifier, 'load_checkpoint_file', load)
+    model = build(dict(model=TEACHER, checkpoint=teacher_ckpt))
+    model.init_weights()
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 64), samples(2), mode='predict')
+    assert model.with_teacher and model.teacher is None and not loads
+    model.train()
+    model.loss(torch.randn(2, 3, 64, 64), samples(2))
+    model.loss(torch.randn(2, 3, 64, 64), samples(2))
+    assert model.teacher is not None and loads == [teacher_ckpt]
+
+
 def test_teacher_is_frozen_and_detached(teacher_ckpt):
     model = build(dict(model=TEACHER, checkpoint=teacher_ckpt))
-    teacher = model.teacher
+    teacher = model.load_teacher()
     assert all(m is not teacher for m in model.modules())
     assert not any(k.startswith('teacher') for k in model.state_dict())
     assert not any(p is q for p in model.parameters()
@@ -58,13 +81,13 @@ def test_teacher_is_frozen_and_detached(teacher_ckpt):
 def test_loss_trains_dist_head_on_teacher_argmax(teacher_ckpt):
     model = build(dict(model=TEACHER, checkpoint=teacher_ckpt))
     model.init_weights()
-    saved = torch.load(teacher_ckpt, weights_only=True)['state_dict']
-    for key, value in model.teacher.state_dict().items():
-        assert torch.equal(value, saved[key])
     model.train()
     x = torch.randn(4, 3, 64, 64)
     data_samples = samples()
     losses = model(x, data_samples, mode='loss')
+    saved = torch.load(teacher_ckpt, weights_only=True)['state_dict']
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, saved[key])
     assert set(losses) == {'loss_cls', 'loss_dist'}
 
     with torch.no_grad():
@@ -86,12 +109,11 @@ def test_loss_trains_dist_head_on_teacher_argmax(teacher_ckpt):
 
 def test_missing_teacher_checkpoint(tmp_path):
     model = build(dict(model=TEACHER, checkpoint=str(tmp_path / 'no.pth')))
-    with pytest.raises(RuntimeError, match='no weights yet'):
-        model.loss(torch.randn(2, 3, 64, 64), samples(2))
+    model.init_weights()  # the student's: does not need the teacher
     with pytest.raises(FileNotFoundError,
                        match=r'Teacher checkpoint not found.*no\.pth.*'
                        r'model\.teacher=None'):
-        model.init_weights()
+        model.loss(torch.randn(2, 3, 64, 64), samples(2))
 
 
 def test_teacher_checkpoint_must_fit(tmp_path):
@@ -99,7 +121,7 @@ def test_teacher_checkpoint_must_fit(tmp_path):
     torch.save({'backbone.conv1.weight': torch.zeros(1)}, bad)
     model = build(dict(model=TEACHER, checkpoint=str(bad)))
     with pytest.raises(RuntimeError, match='does not fit the teacher'):
-        model.init_weights()
+        model.load_teacher()
 
 
 def test_teacher_classes_must_match(tmp_path):
@@ -118,7 +140,7 @@ def test_teacher_from_config_file(tmp_path, teacher_ckpt):
     cfg = tmp_path / 'teacher_cfg.py'
     cfg.write_text(f'model = {TEACHER!r}\n')
     model = build(dict(config=str(cfg), checkpoint=teacher_ckpt))
-    assert type(model.teacher).__name__ == 'ImageClassifier'
+    assert type(model.load_teacher()).__name__ == 'ImageClassifier'
     assert model.teacher.head.num_classes == NUM_CLASSES
 
 

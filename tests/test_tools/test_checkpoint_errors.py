@@ -64,6 +64,18 @@ def test_headline_training_without_the_imagenet_checkpoint(tmp_path):
         '(model.backbone.init_cfg.checkpoint)')
 
 
+def test_unknown_arch_is_named_before_the_missing_imagenet_checkpoint(
+        tmp_path):
+    """A config error comes before a missing file: the headline config
+    without its ImageNet file, with an arch that does not exist."""
+    proc = run_tool('train.py', REPO / 'configs/detection/maskrcnn_mvig2_m.py',
+                    '--work-dir', tmp_path, '--cfg-options',
+                    'model.backbone.arch=xl')
+    line = assert_one_line_error(
+        proc, 'cannot build the model of maskrcnn_mvig2_m.py: ')
+    assert "Unavailable arch 'xl'" in line
+
+
 def test_unknown_arch(coco_root, tmp_path):
     proc = run_tool('train.py', CONFIGS['det'], '--work-dir', tmp_path,
                     '--cfg-options', *data_options('det', coco_root),

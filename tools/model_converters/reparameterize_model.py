@@ -41,10 +41,7 @@ def build_model(config: Config) -> torch.nn.Module:
     """Build ``config.model`` for inference (CPU, eval mode)."""
     from mmpretrain.registry import MODELS
     init_default_scope(config.get('default_scope', 'mmpretrain'))
-    model_cfg = config.model.copy()
-    if 'teacher' in model_cfg:
-        model_cfg.teacher = None  # a distillation teacher only trains
-    return MODELS.build(model_cfg).eval()
+    return MODELS.build(config.model.copy()).eval()
 
 
 def main(argv=None) -> int:

@@ -38,6 +38,41 @@ class _Detached:
         return self
 
 
+def _check_teacher_cfg(teacher: dict) -> None:
+    """Raise on a teacher config that cannot work; nothing is built or read
+    (a config error is reported before a missing file)."""
+    if not isinstance(teacher, dict):
+        raise TypeError(f'teacher must be a dict or None, got '
+                        f'{type(teacher).__name__}')
+    unknown = set(teacher) - {'config', 'model', 'checkpoint'}
+    if ('config' in teacher) == ('model' in teacher) or unknown:
+        raise ValueError(
+            "teacher must be dict(config=..., checkpoint=...) or "
+            f"dict(model=..., checkpoint=...), got keys {sorted(teacher)}")
+    if not teacher.get('checkpoint'):
+        raise ValueError(
+            'teacher needs a checkpoint (path or URL of its trained '
+            'weights): a randomly initialised teacher only adds noise. '
+            + NO_TEACHER_HINT)
+
+
+def _build_teacher(teacher: dict) -> nn.Module:
+    """The frozen model of a checked teacher config. Its weights come from
+    its checkpoint, and it takes the student's preprocessed batch (its own
+    data preprocessor is not used)."""
+    if 'config' in teacher:
+        # ``Config._get_cfg_path`` resolves 'package::path' as ``_base_``
+        # does; a plain path is returned as it is.
+        path, _ = Config._get_cfg_path(teacher['config'], '')
+        model_cfg = Config.fromfile(path).model
+    else:
+        model_cfg = teacher['model']
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
 @MODELS.register_module()
 class DistillImageClassifier(ImageClassifier):
     """An :class:`ImageClassifier` distilled from a frozen teacher, DeiT-style.
@@ -52,9 +87,11 @@ class DistillImageClassifier(ImageClassifier):
     The teacher is kept outside the module tree: the student's state dict,
     parameters, EMA copy and checkpoints hold only the student, so they load
     into a plain :class:`ImageClassifier` with the same backbone and head.
-    It is built in ``__init__`` and its weights are loaded by
-    :meth:`init_weights` (which the Runner calls when training starts), so
-    evaluating with a distillation config never needs the teacher's file.
+    Only training needs the teacher: the first :meth:`loss` (or
+    :meth:`load_teacher`) builds it and loads its weights, so a classifier
+    built for evaluation, export or inference never builds it nor reads (or
+    downloads) its checkpoint. Its config is checked when the classifier is
+    built.
 
     Args:
         backbone (dict): The backbone config.
@@ -95,8 +132,8 @@ class DistillImageClassifier(ImageClassifier):
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         self.teacher_cfg = copy.deepcopy(teacher)
         self._teacher: Optional[_Detached] = None
-        self._teacher_loaded = False
         if teacher is not None:
+            _check_teacher_cfg(teacher)
             if not getattr(self.head, 'distillation', False):
                 raise ValueError(
                     f'A teacher needs a head with a distillation classifier '
@@ -104,7 +141,6 @@ class DistillImageClassifier(ImageClassifier):
                     f'distillation=True), got {type(self.head).__name__}'
                     + (' with distillation=False' if self.head is not None
                        and hasattr(self.head, 'distillation') else '') + '.')
-            self._teacher = _Detached(self._build_teacher(teacher))
         # The published ImageNet files (reference layout) load as they are,
         # through every loader (PyTorch's, mmengine's, the inferencers').
         self._register_load_state_dict_pre_hook(self._convert_reference_keys)
@@ -115,53 +151,25 @@ class DistillImageClassifier(ImageClassifier):
         convert_reference_classifier_(state_dict, prefix)
 
     @property
-    def teacher(self) -> Optional[nn.Module]:
-        """The frozen teacher, or None without distillation."""
-        return None if self._teacher is None else self._teacher.module
+    def with_teacher(self) -> bool:
+        """Whether the classifier distils from a teacher when it trains."""
+        return self.teacher_cfg is not None
 
     @property
-    def with_teacher(self) -> bool:
-        return self._teacher is not None
+    def teacher(self) -> Optional[nn.Module]:
+        """The frozen teacher once built (by the first :meth:`loss` or by
+        :meth:`load_teacher`), else None."""
+        return None if self._teacher is None else self._teacher.module
 
-    @staticmethod
-    def _build_teacher(teacher: dict) -> nn.Module:
-        if not isinstance(teacher, dict):
-            raise TypeError(f'teacher must be a dict or None, got '
-                            f'{type(teacher).__name__}')
-        unknown = set(teacher) - {'config', 'model', 'checkpoint'}
-        if ('config' in teacher) == ('model' in teacher) or unknown:
-            raise ValueError(
-                "teacher must be dict(config=..., checkpoint=...) or "
-                f"dict(model=..., checkpoint=...), got keys {sorted(teacher)}")
-        if not teacher.get('checkpoint'):
-            raise ValueError(
-                'teacher needs a checkpoint (path or URL of its trained '
-                'weights): a randomly initialised teacher only adds noise. '
-                + NO_TEACHER_HINT)
-        if 'config' in teacher:
-            # ``Config._get_cfg_path`` resolves 'package::path' as ``_base_``
-            # does; a plain path is returned as it is.
-            path, _ = Config._get_cfg_path(teacher['config'], '')
-            model_cfg = Config.fromfile(path).model
-        else:
-            model_cfg = teacher['model']
-        # Only built: its weights come from its checkpoint (init_weights), and
-        # it takes the student's preprocessed batch (its own data
-        # preprocessor is not used).
-        model = MODELS.build(copy.deepcopy(model_cfg))
-        model.eval()
-        model.requires_grad_(False)
-        return model
-
-    def init_weights(self) -> None:
-        """Initialise the student and load the teacher's checkpoint."""
-        super().init_weights()
-        if self._teacher is not None and not self._teacher_loaded:
-            self.load_teacher()
-
-    def load_teacher(self) -> None:
-        """Load ``teacher.checkpoint`` into the teacher (strictly)."""
+    def load_teacher(self) -> nn.Module:
+        """Build the teacher and load ``teacher.checkpoint`` into it
+        (strictly), once; return it."""
+        if self._teacher is not None:
+            return self._teacher.module
+        if self.teacher_cfg is None:
+            raise RuntimeError('this classifier has no teacher (teacher=None)')
         checkpoint = self.teacher_cfg['checkpoint']
+        teacher = _build_teacher(self.teacher_cfg)
         try:
             content = load_checkpoint_file(checkpoint)
         except FileNotFoundError:
@@ -174,27 +182,22 @@ class DistillImageClassifier(ImageClassifier):
             raise RuntimeError(
                 f'Could not load the teacher checkpoint {checkpoint!r}: {e}. '
                 f'{NO_TEACHER_HINT}') from e
-        state_dict = select_state_dict(content)
         try:
-            self.teacher.load_state_dict(state_dict, strict=True)
+            teacher.load_state_dict(select_state_dict(content), strict=True)
         except RuntimeError as e:
             raise RuntimeError(
                 f'The teacher checkpoint {checkpoint!r} does not fit the '
-                f'teacher model {type(self.teacher).__name__}: {e}') from None
-        self.teacher.eval()
-        self._teacher_loaded = True
+                f'teacher model {type(teacher).__name__}: {e}') from None
+        self._teacher = _Detached(teacher)
         MMLogger.get_current_instance().info(
             f'Loaded the distillation teacher from {checkpoint}')
+        return teacher
 
     @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The teacher's logits for a preprocessed batch."""
-        if not self._teacher_loaded:
-            raise RuntimeError(
-                'The distillation teacher has no weights yet: call '
-                'init_weights() (the Runner does so when training starts) or '
-                'load_teacher() first.')
-        teacher = self.teacher
+        """The teacher's logits for a preprocessed batch (building and
+        loading the teacher first, once)."""
+        teacher = self.load_teacher()
         param = next(teacher.parameters(), None)
         if param is not None and param.device != inputs.device:
             teacher.to(inputs.device)
@@ -213,16 +216,16 @@ class DistillImageClassifier(ImageClassifier):
              data_samples: List[DataSample]) -> dict:
         """Set the teacher's hard labels on the samples, then the head's
         losses (``loss`` and, with a distillation head, ``loss_dist``)."""
-        if self._teacher is not None:
+        if self.with_teacher:
             labels = self.teacher_logits(inputs).argmax(dim=1)
             for sample, label in zip(data_samples, labels):
                 sample.set_field(label, 'teacher_label', field_type='data')
         return super().loss(inputs, data_samples)
 
     def extra_repr(self) -> str:
-        if self._teacher is None:
+        if self.teacher_cfg is None:
             return 'teacher=None'
         source = self.teacher_cfg.get('config') or self.teacher_cfg[
             'model'].get('type')
-        return (f'teacher={source} (frozen; checkpoint '
+        return (f'teacher={source} (frozen, built when training; checkpoint '
                 f'{osp.basename(str(self.teacher_cfg["checkpoint"]))})')
