@@ -7,24 +7,23 @@ _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_ms-3x_coco.py'
 
 custom_imports = dict(imports=['mvig2_mm'], allow_failed_imports=False)
 
-# Tune mode: the frozen-BN convs compute conv(x, W*s) + b' (same results,
-# measured -22% peak memory for a Mask R-CNN-M step, -28% for the backbone;
-# README, table 5). Needs with_cp=False and drop_path_rate=0 (torch.fx).
-efficient_conv_bn_eval = ['backbone']
-
 model = dict(
     backbone=dict(
         _delete_=True,
         type='MobileViGv2',
         arch='m',
         out_indices=(0, 1, 2, 3),
-        norm_eval=True,
+        norm_eval=False,  # trained, synchronised (sync_bn), as Mask R-CNN's
+        drop_path_rate=0.1,
+        drop_path_schedule='reference',
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mobilevigv2_m_in1k.pth',
             prefix='backbone.',
             use_ema=True)),  # the reference starts from the EMA weights
     neck=dict(in_channels=[32, 64, 192, 384]))
+
+sync_bn = 'torch'
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -8,7 +8,7 @@ def test_quick_run_prints_every_table(capsys):
     assert out.startswith('Machine: ')
     for title in ('### 1. Classifiers', '### 2. Achieved GFLOP/s',
                   '### 3. Mask R-CNN', '### 4. Backbone training step',
-                  '### 5. Tune mode', '### 6. ONNX Runtime'):
+                  '### 5. Backbone BatchNorm trained', '### 6. ONNX Runtime'):
         assert title in out
     for row in ('| MobileViGv2-Ti | train | 5.70 |',
                 '| MobileViGv2-Ti | deploy |', '| MobileOne-S1 | deploy |',
@@ -16,8 +16,11 @@ def test_quick_run_prints_every_table(capsys):
                 '| Mask R-CNN MobileViGv2-M | deploy backbone |',
                 '| Mask R-CNN ResNet-50 | train |',
                 '| MobileViGv2-Ti | True |',
-                '| MobileViGv2-Ti | 2 x 64x64 | on |',
-                '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | on |'):
+                '| MobileViGv2-Ti | 2 x 64x64 | trained |',
+                '| MobileViGv2-Ti | 2 x 64x64 | frozen + Tune mode |',
+                '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | frozen |',
+                '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | frozen + Tune '
+                'mode |'):
         assert row in out, row
     onnxruntime = out[out.index('### 6. ONNX Runtime'):]
     for row in ('| MobileViGv2-Ti | 1 x 64x64 |',

@@ -37,6 +37,10 @@ EXPECTED = {
      ('loss_rpn_cls', 'loss_rpn_bbox', 's0.loss_cls', 's1.loss_bbox',
       's2.loss_mask')),
 }
+# the same with the backbone's BatchNorm frozen (and Tune mode)
+EXPECTED.update({name.replace('.py', '_frozen-bn.py'): value
+                 for name, value in EXPECTED.items()
+                 if name.startswith('maskrcnn_')})
 
 
 def backbone_class(name: str) -> type:
@@ -56,17 +60,21 @@ def test_config_states_the_recipe(name):
     arch, weight_decay, milestones, _, _ = EXPECTED[name]
     cfg = load(name)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.efficient_conv_bn_eval == ['backbone']  # Tune mode
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
+    assert cfg.get('efficient_conv_bn_eval') is None
+    frozen = name.endswith('_frozen-bn.py')
+    assert cfg.sync_bn == (None if frozen else 'torch')
     # _delete_ dropped every ResNet key
     family = backbone_class(name).__name__
     assert cfg.model.backbone == dict(
         type=family, arch=arch, out_indices=(0, 1, 2, 3),
-        norm_eval=True,
+        norm_eval=frozen, drop_path_rate=0.1,
+        drop_path_schedule='reference',
         init_cfg=dict(type='Pretrained',
                       checkpoint=f'checkpoints/{family.lower()}_{arch}_'
-                      f'in1k.pth', prefix='backbone.', use_ema=True))
+                      f'in1k.pth', prefix='backbone.', use_ema=True),
+        **(dict(efficient_conv_bn_eval=True) if frozen else {}))
     assert 'pretrained' not in cfg.model
     assert cfg.model.neck.in_channels == \
         backbone_class(name).arch_settings[arch]['channels']
@@ -82,8 +90,14 @@ def test_config_states_the_recipe(name):
         ('LinearLR', False, 0, 500)
     assert steps.type == 'MultiStepLR' and steps.milestones == milestones
     assert cfg.train_cfg.max_epochs == 12
-    assert cfg.train_dataloader.batch_size == 2
-    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
+    # per GPU and in all: 1 x 4 (MobileViGv2's reference), 2 x 4
+    # (MobileViG's), mmdet's 2 x 8 (not in the paper)
+    batch, total = (1, 4) if name.startswith('maskrcnn_mvig2') else (
+        2, 8) if name.startswith('maskrcnn_mvig_') else (2, 16)
+    assert cfg.train_dataloader.batch_size == batch
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=total)
+    if name.startswith('maskrcnn'):
+        assert warmup.start_factor == 1e-6
     resizes = [t for t in cfg.train_pipeline if 'Resize' in t.type]
     if 'ms-3x' in name:
         assert cfg.train_dataloader.dataset.type == 'RepeatDataset'

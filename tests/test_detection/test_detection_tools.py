@@ -99,7 +99,7 @@ def test_train_options(train_tool, tmp_path, monkeypatch):
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
-    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=4)
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.launcher == 'none'

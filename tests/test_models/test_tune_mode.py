@@ -57,12 +57,13 @@ def assert_same(a, b, tolerance=1e-5):
         assert error <= tolerance * scale, (name, error / scale)
 
 
-def detector(config: str):
+def detector(config: str, **backbone):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(str(REPO / config)).model
     cfg.backbone.init_cfg = None
+    cfg.backbone.update(backbone)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -71,10 +72,11 @@ def detector(config: str):
 
 def test_config_key_on_a_detector_same_loss_and_gradients(monkeypatch):
     """What the Runner does for ``efficient_conv_bn_eval = ['backbone']``:
-    one training step of the detector, frozen BN (the recipe's
-    norm_eval=True)."""
+    one training step of the detector, frozen BN (norm_eval=True) and no
+    drop path (the key traces the backbone)."""
     from mmdet.testing import demo_mm_inputs
-    plain = detector('configs/detection/maskrcnn_mvig2_ti.py')
+    plain = detector('configs/detection/maskrcnn_mvig2_ti.py', norm_eval=True,
+                     drop_path_rate=0.)
     tuned = copy.deepcopy(plain)
     turn_on_efficient_conv_bn_eval(tuned, ['backbone'])
     packed = demo_mm_inputs(batch_size=2, image_shapes=[(3, 96, 128)] * 2,

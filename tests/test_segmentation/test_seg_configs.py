@@ -34,6 +34,9 @@ ARCHS = {'semfpn_mvig2_ti.py': 'ti', 'semfpn_mvig2_s.py': 's',
          'upernet_mvig2_m.py': 'm',
          # MobileViG (v1) with MobileViGv2's recipe
          'semfpn_mvig_m.py': 'm', 'semfpn_mvig_b.py': 'b'}
+# the same with the backbone's BatchNorm frozen (and Tune mode)
+ARCHS.update({name.replace('.py', '_frozen-bn.py'): arch
+              for name, arch in ARCHS.items() if name.startswith('semfpn')})
 H, W = 64, 96
 
 register_all_modules(init_default_scope=False)
@@ -139,15 +142,19 @@ def test_config_contents(name):
     import_modules_from_strings(**cfg.custom_imports)
     assert cfg.custom_imports == dict(imports=['mvig2_mm'],
                                       allow_failed_imports=False)
-    assert cfg.efficient_conv_bn_eval == ['backbone']  # Tune mode
+    assert cfg.get('efficient_conv_bn_eval') is None
+    frozen = name.endswith('_frozen-bn.py')
+    assert cfg.sync_bn == (None if frozen else 'torch')
     model = cfg.model
     assert model.pretrained is None
     assert dict(model.backbone) == dict(
         type=family, arch=arch, out_indices=(0, 1, 2, 3),
-        norm_eval=True, drop_path_rate=0.0,
+        norm_eval=frozen, drop_path_rate=0.1,
+        drop_path_schedule='reference',
         init_cfg=dict(type='Pretrained',
                       checkpoint=f'checkpoints/{family.lower()}_{arch}_'
-                      f'in1k.pth', prefix='backbone.', use_ema=True))
+                      f'in1k.pth', prefix='backbone.', use_ema=True),
+        **(dict(efficient_conv_bn_eval=True) if frozen else {}))
     if name.startswith('semfpn'):
         assert model.neck.type == 'FPN'
         assert model.neck.in_channels == channels
@@ -193,8 +200,9 @@ def test_config_builds_and_runs(name):
     assert model.backbone.channels == \
         backbone_class(name).arch_settings[ARCHS[name]]['channels']
     model.train()
-    assert all(not m.training for m in model.backbone.modules()
-               if isinstance(m, _BatchNorm))  # norm_eval
+    frozen = name.endswith('_frozen-bn.py')  # norm_eval
+    assert all(m.training != frozen for m in model.backbone.modules()
+               if isinstance(m, _BatchNorm))
     check_loss_and_predict(model, num_classes=150)
 
 

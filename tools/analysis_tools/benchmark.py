@@ -25,11 +25,13 @@ Tables, all measured in one run:
    time is then large, so the time of backbone + FPN alone is shown too.
 4. Backbone training step time and peak memory without and with
    ``with_cp`` (gradient checkpointing), batch 16 at 224x224.
-5. Tune mode (mmengine's ``efficient_conv_bn_eval = ['backbone']``) with the
-   backbone's BatchNorm frozen (``norm_eval=True``, the detection and
-   segmentation recipes): training step time and peak memory without and
-   with it, for the backbones (batch 16 at 224x224) and for Mask R-CNN with
-   MobileViGv2-M (batch 2; 800x1333 on CUDA, 512x512 on CPU).
+5. The backbone's BatchNorm trained (the default detection and segmentation
+   configs, as the reference ran) or frozen with Tune mode (the
+   ``*_frozen-bn.py`` configs: ``norm_eval=True`` and the backbone's
+   ``efficient_conv_bn_eval=True``), and frozen without Tune mode: training
+   step time and peak memory, for the backbones (drop path 0.1, batch 16 at
+   224x224) and for Mask R-CNN with MobileViGv2-M (batch 2; 800x1333 on
+   CUDA, 512x512 on CPU).
 6. ONNX Runtime (CPU) beside PyTorch, both on the deploy form: the
    classifiers at 224x224 (batch 1 and 16) and Semantic FPN with
    MobileViGv2-M at 512x512 (batch 1), exported by ``pytorch2onnx.py``'s
@@ -362,7 +364,8 @@ def _speedup(results, name: str, form: str) -> str:
     return f'{latency / mine[4]:.2f}x / {batch_time / mine[5]:.2f}x'
 
 
-def build_detector(config: str, quick: bool = False) -> nn.Module:
+def build_detector(config: str, quick: bool = False,
+                   backbone: Optional[dict] = None) -> nn.Module:
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.hub import get_config
@@ -373,6 +376,7 @@ def build_detector(config: str, quick: bool = False) -> nn.Module:
         cfg = Config.fromfile(os.path.join(REPO, config))
     init_default_scope('mmdet')
     cfg.model.backbone.init_cfg = None  # no checkpoint: random weights
+    cfg.model.backbone.update(backbone or {})
     cfg.model.test_cfg.rcnn.score_thr = 0.  # keep max_per_img boxes
     if quick:  # few proposals and boxes: the heads run in a blink
         cfg.model.test_cfg.rpn.max_per_img = 20
@@ -466,24 +470,21 @@ def checkpoint_table(args, bench: Bench) -> None:
          'memory vs without'], rows)
 
 
-def tune_mode_table(args, bench: Bench) -> None:
-    """Training steps with frozen BN without and with Tune mode."""
+def bn_recipe_table(args, bench: Bench) -> None:
+    """Training steps of the two BatchNorm recipes: trained (the default
+    configs, as the reference ran) and frozen with Tune mode (the
+    ``*_frozen-bn.py`` configs), with frozen BN without Tune mode between
+    them for Tune mode's own share."""
     from mmdet.testing import demo_mm_inputs
-    from mmengine.model.efficient_conv_bn_eval import \
-        turn_on_efficient_conv_bn_eval
-
-    def with_tune_mode(model: nn.Module) -> nn.Module:
-        holder = nn.Module()  # mmengine turns it on for named sub-modules
-        holder.backbone = model
-        turn_on_efficient_conv_bn_eval(holder, ['backbone'])
-        return model
-
+    recipes = (('trained', {}), ('frozen', dict(norm_eval=True)),
+               ('frozen + Tune mode', dict(norm_eval=True,
+                                           efficient_conv_bn_eval=True)))
     shape = (args.size, args.size)
-    cases = []  # (name, input, builder(tune) -> (model, loss function))
+    cases = []  # (name, input, builder(backbone options) -> (model, loss))
     for arch in args.archs:
-        def backbone(tune, arch=arch):
-            model = MobileViGv2(arch, norm_eval=True)
-            model = bench.prepare(with_tune_mode(model) if tune else model)
+        def backbone(options, arch=arch):
+            model = bench.prepare(MobileViGv2(arch, drop_path_rate=0.1,
+                                              **options))
             x = bench.input(args.batch, shape)
             return model, lambda: sum(out.float().mean() for out in model(x))
         cases.append((f'MobileViGv2-{ARCH_NAMES[arch]}',
@@ -491,11 +492,9 @@ def tune_mode_table(args, bench: Bench) -> None:
 
     height, width = args.tune_det_size
 
-    def mask_rcnn(tune):
-        model = build_detector(DET_CONFIGS[0][1], args.quick)
-        if tune:
-            turn_on_efficient_conv_bn_eval(model, ['backbone'])
-        model = bench.prepare(model).train()  # norm_eval: BN frozen
+    def mask_rcnn(options):
+        model = bench.prepare(build_detector(DET_CONFIGS[0][1], args.quick,
+                                             options))
         torch.manual_seed(0)
         packed = demo_mm_inputs(
             args.det_batch, [(3, height, width)] * args.det_batch,
@@ -509,8 +508,8 @@ def tune_mode_table(args, bench: Bench) -> None:
     rows = []
     for name, size, build in cases:
         base = None
-        for tune in (False, True):
-            model, loss = build(tune)
+        for recipe, options in recipes:
+            model, loss = build(options)
             model.train()
             step = bench.train_step(model, loss)
             seconds = bench.time(step, repeats=max(1, args.repeats // 2),
@@ -520,15 +519,15 @@ def tune_mode_table(args, bench: Bench) -> None:
                 f'{100 * (peak / base[0] - 1):+.0f}% / '
                 f'{100 * (seconds / base[1] - 1):+.0f}%')
             base = base or (peak, seconds)
-            rows.append([name, size, 'on' if tune else 'off',
-                         f'{seconds * 1e3:.0f}', f'{peak / 2**20:.0f}',
-                         change])
+            rows.append([name, size, recipe, f'{seconds * 1e3:.0f}',
+                         f'{peak / 2**20:.0f}', change])
             del model, step
     print_table(
-        '5. Tune mode (efficient_conv_bn_eval, backbone BN frozen): '
-        'training step time and peak tensor memory',
-        ['model', 'batch x input', 'Tune mode', 'step (ms)',
-         'peak memory (MiB)', 'memory / time vs off'], rows)
+        '5. Backbone BatchNorm trained (default configs) or frozen with '
+        'Tune mode (*_frozen-bn.py): training step time and peak tensor '
+        'memory',
+        ['model', 'batch x input', 'backbone BatchNorm', 'step (ms)',
+         'peak memory (MiB)', 'memory / time vs trained'], rows)
 
 
 SEG_CONFIG = ('Semantic FPN MobileViGv2-M',
@@ -651,7 +650,7 @@ def main(argv=None) -> int:
     if 4 in args.tables:
         checkpoint_table(args, bench)
     if 5 in args.tables:
-        tune_mode_table(args, bench)
+        bn_recipe_table(args, bench)
     if 6 in args.tables:
         onnxruntime_table(args, bench)
     share = other.share()

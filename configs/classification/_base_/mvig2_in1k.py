@@ -18,9 +18,10 @@ model = dict(
     backbone=dict(
         type='MobileViGv2',
         arch='ti',
-        # Spread linearly over all blocks (the reference's rates are a bit
-        # lower, see the backbone's docstring).
-        drop_path_rate=0.1),
+        # The reference's per-block rates (MobileViGv2: lower than a linear
+        # spread, see the backbone's docstring; MobileViG: linear).
+        drop_path_rate=0.1,
+        drop_path_schedule='reference'),
     neck=None,
     head=dict(
         type='MobileViGv2Head',
@@ -120,6 +121,9 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 
 # ---------------------------------------------------------------- runtime
+# BatchNorm synchronised across GPUs (the reference's --sync-bn, on by
+# default): mmengine converts the model's norms in distributed runs.
+sync_bn = 'torch'
 # EMA of the weights, decay 0.99996 per iteration (timm ModelEma, which also
 # averages the BatchNorm statistics). Checkpoints then hold the EMA weights in
 # `state_dict` and the live ones in `ema_state_dict`.

@@ -17,6 +17,7 @@ max_iters = 300
 model = dict(
     backbone=dict(
         norm_eval=False,  # trained from scratch: BN statistics must adapt
+        drop_path_rate=0.,  # a few hundred iterations need no regularising
         init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d',
                       mode='fan_in', nonlinearity='leaky_relu',
                       distribution='normal', bias=0.)),

@@ -1,8 +1,10 @@
-# Training recipe shared by the MobileViGv2 ADE20K configs (any decoder):
-# 512x512 crops, 8 GPUs x 4 images, AdamW lr 2e-4 wd 1e-4, poly decay
-# (power 0.9) to 0 over 40k iterations, and the reference's test-time
-# "align resize" (keep ratio inside 2048x512, then sides rounded up to
-# multiples of 32). Pair it with an mmseg model base; see semfpn_mvig2.py.
+# Training recipe shared by the MobileViGv2 ADE20K configs (any decoder), as
+# the reference runs (MobileViGv2's segmentation/ code; every setting with its
+# file and line: configs/segmentation/README.md, "Audit"): 512x512 crops,
+# 8 GPUs x 4 images, AdamW lr 2e-4 wd 1e-4, poly decay (power 0.9) to 0 over
+# 40k iterations, BatchNorm synchronised across GPUs, and the reference's
+# test-time "align resize" (keep ratio inside 2048x512, then sides rounded up
+# to multiples of 32). Pair it with an mmseg model base; see semfpn_mvig2.py.
 _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
@@ -10,10 +12,11 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mvig2_mm'], allow_failed_imports=False)
 
-# Tune mode: the frozen-BN convs compute conv(x, W*s) + b' (same results,
-# measured -22% peak memory for a Mask R-CNN-M step, -28% for the backbone;
-# README, table 5). Needs with_cp=False and drop_path_rate=0 (torch.fx).
-efficient_conv_bn_eval = ['backbone']
+# mmengine converts every BatchNorm of the model (the backbone's too: the
+# reference converts its backbone to SyncBatchNorm) to torch's SyncBatchNorm
+# in distributed runs; a single process keeps plain BatchNorm (and so do CPU
+# runs with the gloo backend: SyncBatchNorm needs CUDA).
+sync_bn = 'torch'
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -14,8 +14,13 @@ model = dict(
         type='MobileViGv2',
         arch='m',
         out_indices=(0, 1, 2, 3),
-        norm_eval=True,
-        drop_path_rate=0.0,
+        # BatchNorm in training mode, synchronised across GPUs (sync_bn):
+        # what the reference ran. Its backbone converts its norms to
+        # SyncBatchNorm, and its train() freezes only nn.BatchNorm2d
+        # modules, which SyncBatchNorm is not.
+        norm_eval=False,
+        drop_path_rate=0.1,
+        drop_path_schedule='reference',
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mobilevigv2_m_in1k.pth',
