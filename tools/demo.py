@@ -12,7 +12,9 @@ prediction pictures, and print a table with the numbers before and after
 training beside the target, the time of each task and the total.
 
 The schedules are iterations, sized so that all three tasks take under 10
-minutes on 2 cores even at half the speed measured (README: the demo).
+minutes on 2 cores even at half the speed measured (README: the demo). A
+mistake of the user's ends the demo with one line (``--debug``: its
+traceback too).
 """
 import argparse
 import os
@@ -27,6 +29,9 @@ START = time.time()  # the total time counts the heavy imports below too
 import numpy as np  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 
+from mvig2_mm.cli.tool import add_debug_argument, tool_main  # noqa: E402
+
+PROG = 'tools/demo.py'
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -82,12 +87,14 @@ TASKS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS),
                         default=['det', 'seg', 'cls'])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--max-iters', type=int,
                         help='shorten training (a quick check, not the demo)')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -230,10 +237,12 @@ def report(results: Dict[str, Dict]) -> bool:
     return all_met
 
 
+@tool_main(PROG)
 def main(argv=None) -> int:
+    """Run the demo with the command line ``argv`` (default:
+    ``sys.argv[1:]``)."""
     args = parse_args(argv)
     os.chdir(REPO)
-    import mvig2_mm  # noqa: F401
     results = {}
     for key in args.tasks:
         results[key] = run_task(key, TASKS[key], args.work_dir, args.max_iters)

@@ -6,8 +6,8 @@ library's own inferencer (mmdet ``DetInferencer``, mmseg ``MMSegInferencer``,
 mmpretrain ``ImageClassificationInferencer``).
 
     python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR --out-dir DIR
-        [--device cpu] [--score-thr 0.3] [--batch-size 1]
-        [--cfg-options KEY=VALUE ...]
+        [--device cpu] [--score-thr 0.3] [--batch-size 1] [--compile]
+        [--cfg-options KEY=VALUE ...] [--debug]
 
 What it writes under ``DIR`` (``NAME`` is the input's file name, ``STEM``
 without its extension):
@@ -20,28 +20,37 @@ without its extension):
   score) and ``preds/STEM.json`` (label, class name, score, all scores).
 
 Class names come from the checkpoint's ``meta.dataset_meta`` (every
-checkpoint that mmengine's ``Runner`` writes has them), else from the
-config's test dataset.
+checkpoint that mmengine's ``Runner`` writes has them; mmdet 2.x / mmseg 0.x
+``CLASSES``), else from the config's test dataset.
+
+The model is built once, by the library's inferencer (without weights); the
+checkpoint is checked against it and loaded strictly: a file that does not
+set every weight stops the tool with one line instead of predicting with
+random weights. ``--compile`` compiles the model with ``torch.compile``.
+A mistake of the user's ends the tool with one line
+``tools/infer.py: error: ...`` (``--debug``: its traceback too).
 """
 import argparse
 import json
 import os
 import os.path as osp
+import sys
 import warnings
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import MODELS, DefaultScope
+from mmengine.registry import DefaultScope
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
 from mvig2_mm.cli import launcher
-from mvig2_mm.cli.checkpoints import (backbone_form_mismatch, first_line,
-                                      read_checkpoint)
-from mvig2_mm.cli.data_checks import describe_load_error
-from mvig2_mm.weights import (CheckpointMismatchError, check_checkpoint,
-                              dataset_meta_of)
+from mvig2_mm.cli.checkpoints import backbone_form_mismatch, read_checkpoint
+from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
+from mvig2_mm.weights import (check_checkpoint, dataset_meta_of,
+                              load_checkpoint_strictly)
 
 PROG = 'tools/infer.py'
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
@@ -50,9 +59,13 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
 # a classifier's input is small; its picture is enlarged to this short side
 # so that the drawn label stays legible
 CLS_VIS_SHORT_SIDE = 224
+# what the inferencers warn when they are built without weights (loaded
+# here right after)
+NO_WEIGHTS_WARNINGS = ('Checkpoint is not loaded', 'weights is None',
+                       'palette does not exist')
 
 
-def parse_args(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description='Predict with a model with a MobileViGv2 '
         'backbone (mmdet, mmseg or mmpretrain config) and save pictures of '
@@ -70,17 +83,16 @@ def parse_args(argv=None):
                         help='detection: draw the predictions scoring at '
                         'least this (default: 0.3)')
     parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--compile', action='store_true',
+                        help=launcher.COMPILE_HELP)
     parser.add_argument(
         '--cfg-options', nargs='+', action=launcher.StrictDictAction,
         help='override config settings, as key=value pairs')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
-def fail(message: str) -> None:
-    launcher.fail(PROG, message)
-
-
-def list_images(path: str) -> list:
+def list_images(path: str) -> List[str]:
     """The image files of ``path`` (a file, or a folder's images, sorted);
     each is checked to be an image (its header only)."""
     from PIL import Image
@@ -90,78 +102,109 @@ def list_images(path: str) -> list:
             if name.lower().endswith(IMAGE_EXTENSIONS)
             and osp.isfile(osp.join(path, name)))
         if not images:
-            fail(f'no images in {path} (looked for '
-                 f'{", ".join(IMAGE_EXTENSIONS)})')
+            raise ToolError(f'no images in {path} (looked for '
+                            f'{", ".join(IMAGE_EXTENSIONS)})')
     elif osp.isfile(path):
         images = [path]
     else:
-        fail(f'input not found: {path}')
+        raise ToolError(f'input not found: {path}')
     for image in images:
         try:
             with Image.open(image):
                 pass
-        except Exception:
-            fail(f'cannot read image {image}: not an image file')
+        except Exception as e:  # noqa: BLE001 (any decoder error: one line)
+            raise ToolError(
+                f'cannot read image {image}: not an image file') from e
     return images
 
 
-def load_config(args) -> Config:
+def load_config(args: argparse.Namespace) -> Config:
     if osp.isfile(args.config) and not (launcher.is_url(args.checkpoint)
                                         or osp.isfile(args.checkpoint)):
-        fail(f'checkpoint file not found: {args.checkpoint}')
-    cfg = launcher.read_config(args.config, args.cfg_options, PROG)
+        raise ToolError(f'checkpoint file not found: {args.checkpoint}')
+    cfg = launcher.read_config(args.config, args.cfg_options)
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
-        fail(f"the config's default_scope is {scope!r}; {PROG} runs mmdet, "
-             f'mmseg and mmpretrain models')
+        raise ToolError(f"the config's default_scope is {scope!r}; {PROG} "
+                        f'runs mmdet, mmseg and mmpretrain models')
     mismatch = backbone_form_mismatch(cfg.get('model', {}), args.checkpoint)
     if mismatch:
-        fail(mismatch)
+        raise ToolError(mismatch)
     return cfg
 
 
-def open_checkpoint(path: str) -> dict:
-    """The checkpoint's content (memory-mapped: the weights are read once,
-    by the inferencer); stops with one line when it is no checkpoint."""
+def open_checkpoint(path: str) -> Optional[dict]:
+    """The content of a local checkpoint, memory-mapped (only the key names
+    and shapes are read for the check; the weights are read once, when they
+    are loaded); None for a URL."""
+    if launcher.is_url(path):
+        return None
     try:
         checkpoint = read_checkpoint(path)
     except ValueError as e:
-        fail(str(e))
+        raise ToolError(str(e)) from e
     if not isinstance(checkpoint, dict):
-        fail(f'cannot load checkpoint {path}: not a dict of weights')
+        raise ToolError(f'cannot load checkpoint {path}: not a dict of '
+                        f'weights')
     return checkpoint
 
 
-def check_fits(cfg: Config, checkpoint: dict, path: str) -> None:
-    """Stop with one line unless the checkpoint sets every weight of the
-    config's model (the inferencers load non-strictly)."""
-    try:
-        with MODELS.switch_scope_and_registry(cfg.default_scope) as registry:
-            model = registry.build(cfg.model.copy())
-    except launcher.BUILD_ERRORS as e:
-        fail(f'cannot build the model of {osp.basename(cfg.filename)}: '
-             f'{first_line(e)}')
-    try:
+def load_weights(model: nn.Module, path: str,
+                 checkpoint: Optional[dict]) -> dict:
+    """Load the checkpoint ``path`` into ``model``, strictly (the
+    inferencers load non-strictly); return its ``meta``. A local file
+    (``checkpoint``: its content) is checked before its weights are read.
+
+    Raises:
+        CheckpointMismatchError: The file does not set every weight of
+            ``model``, or brings others.
+    """
+    if checkpoint is not None:
         check_checkpoint(model, checkpoint, f'checkpoint {path}')
-    except CheckpointMismatchError as e:
-        fail(first_line(e))
+    return load_checkpoint_strictly(model, path).get('meta') or {}
+
+
+def class_names(cfg: Config, meta: dict) -> dict:
+    """Classes (and palette) of the predictions: the checkpoint's
+    ``meta`` (``dataset_meta``, or mmdet 2.x / mmseg 0.x ``CLASSES``), else
+    the config's test dataset."""
+    found = dataset_meta_of(meta)
+    if found:
+        return {key.lower(): value for key, value in found.items()}
+    return launcher.config_dataset_meta(cfg)
+
+
+def without_weights(build: Callable):
+    """Build an inferencer without weights, quietly (they are loaded right
+    after: :func:`load_weights`)."""
+    with warnings.catch_warnings():
+        for message in NO_WEIGHTS_WARNINGS:
+            warnings.filterwarnings('ignore', message=message)
+        return build()
 
 
 # ------------------------------------------------------------ per task
-def infer_det(cfg, args, images, meta):
+def build_det(cfg: Config, args: argparse.Namespace):
     from mmdet.apis import DetInferencer
-    with warnings.catch_warnings():
-        if meta is not None:  # classes set below, not COCO's
-            warnings.filterwarnings('ignore', message='dataset_meta or class')
-        inferencer = DetInferencer(model=cfg, weights=args.checkpoint,
-                                   device=args.device, show_progress=False)
-    if meta is not None and meta.get('classes'):
-        inferencer.model.dataset_meta['classes'] = meta['classes']
-        inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
+    return without_weights(lambda: DetInferencer(
+        model=cfg, weights=None, device=args.device, show_progress=False))
+
+
+def infer_det(inferencer, cfg: Config, args: argparse.Namespace,
+              images: List[str], names: dict) -> List[str]:
+    # the palette: the config's (the inferencer's choice), else the names'
+    dataset_meta = dict(inferencer.model.dataset_meta)
+    if names.get('classes'):
+        dataset_meta['classes'] = tuple(names['classes'])
+    if dataset_meta.get('palette') in (None, 'random') and \
+            names.get('palette') is not None:
+        dataset_meta['palette'] = names['palette']
+    inferencer.model.dataset_meta = dataset_meta
+    inferencer.visualizer.dataset_meta = dataset_meta
     results = inferencer(images, batch_size=args.batch_size,
                          out_dir=args.out_dir, pred_score_thr=args.score_thr,
                          no_save_pred=False)
-    classes = inferencer.model.dataset_meta['classes']
+    classes = dataset_meta['classes']
     for image, pred in zip(images, results['predictions']):
         kept = [(classes[label], score)
                 for label, score in zip(pred['labels'], pred['scores'])
@@ -173,21 +216,23 @@ def infer_det(cfg, args, images, meta):
     return ['vis', 'preds']
 
 
-def infer_seg(cfg, args, images, meta):
-    import numpy as np
+def build_seg(cfg: Config, args: argparse.Namespace):
     from mmseg.apis import MMSegInferencer
-    from PIL import Image
-    with warnings.catch_warnings():
-        if meta is not None:  # classes set below, not Cityscapes'
-            warnings.filterwarnings('ignore', message='dataset_meta or class')
-        inferencer = MMSegInferencer(model=cfg, weights=args.checkpoint,
-                                     device=args.device)
+    inferencer = without_weights(lambda: MMSegInferencer(
+        model=cfg, weights=None, device=args.device))
     inferencer.show_progress = False
+    return inferencer
+
+
+def infer_seg(inferencer, cfg: Config, args: argparse.Namespace,
+              images: List[str], names: dict) -> List[str]:
+    import numpy as np
+    from PIL import Image
     dataset_meta = dict(inferencer.model.dataset_meta)
-    if meta is not None and meta.get('classes'):
-        dataset_meta = dict(classes=list(meta['classes']),
-                            palette=meta.get('palette'))
-    # a colour per class: the checkpoint's, the config's, or fixed random ones
+    if names.get('classes'):
+        dataset_meta = dict(classes=list(names['classes']),
+                            palette=names.get('palette'))
+    # a colour per class: the names', the config's, or fixed random ones
     count = len(dataset_meta['classes'])
     for palette in (dataset_meta.get('palette'),
                     launcher.config_dataset_meta(cfg).get('palette'),
@@ -200,7 +245,7 @@ def infer_seg(cfg, args, images, meta):
                        out_dir=args.out_dir, return_datasamples=True)
     preds = preds if isinstance(preds, list) else [preds]
     os.makedirs(osp.join(args.out_dir, 'pred'), exist_ok=True)
-    classes = inferencer.model.dataset_meta.get('classes')
+    classes = dataset_meta.get('classes')
     for image, pred in zip(images, preds):
         label = pred.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
         stem = osp.splitext(osp.basename(image))[0]
@@ -215,13 +260,17 @@ def infer_seg(cfg, args, images, meta):
     return ['vis', 'pred']
 
 
-def infer_cls(cfg, args, images, meta):
+def build_cls(cfg: Config, args: argparse.Namespace):
     from mmpretrain.apis import ImageClassificationInferencer
+    return ImageClassificationInferencer(model=cfg, pretrained=None,
+                                         device=args.device)
+
+
+def infer_cls(inferencer, cfg: Config, args: argparse.Namespace,
+              images: List[str], names: dict) -> List[str]:
     from PIL import Image
-    classes = meta.get('classes') if meta is not None else None
-    inferencer = ImageClassificationInferencer(
-        model=cfg, pretrained=args.checkpoint, device=args.device,
-        classes=classes)
+    if names.get('classes'):
+        inferencer.classes = list(names['classes'])
     preds = inferencer(images, batch_size=args.batch_size,
                        return_datasamples=True)
     vis_dir, pred_dir = (osp.join(args.out_dir, d) for d in ('vis', 'preds'))
@@ -245,39 +294,44 @@ def infer_cls(cfg, args, images, meta):
     return ['vis', 'preds']
 
 
-TASKS = dict(mmdet=infer_det, mmseg=infer_seg, mmpretrain=infer_cls)
+#: per scope: (build the inferencer without weights, predict and save)
+TASKS: Dict[str, Tuple[Callable, Callable]] = dict(
+    mmdet=(build_det, infer_det), mmseg=(build_seg, infer_seg),
+    mmpretrain=(build_cls, infer_cls))
 
 
-def main(argv=None):
+@tool_main(PROG)
+def main(argv=None) -> None:
+    """Predict with the command line ``argv`` (default: ``sys.argv[1:]``).
+    """
     args = parse_args(argv)
     cfg = load_config(args)
     images = list_images(args.inputs)
     if args.batch_size < 1:
-        fail(f'--batch-size must be at least 1, got {args.batch_size}')
+        raise ToolError(f'--batch-size must be at least 1, got '
+                        f'{args.batch_size}')
     if args.device is None:
         args.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    # classes: the checkpoint's (the inferencers read them, also mmdet 2.x /
-    # mmseg 0.x ``CLASSES``), else the config's
-    meta = None
-    if not launcher.is_url(args.checkpoint):
-        checkpoint = open_checkpoint(args.checkpoint)
-        check_fits(cfg, checkpoint, args.checkpoint)
-        if not dataset_meta_of(checkpoint.get('meta') or {}):
-            meta = launcher.config_dataset_meta(cfg)
-    os.makedirs(args.out_dir, exist_ok=True)
-    try:  # in the config's scope (also when main() runs in a process
-        # that has used another library's scope before)
-        with DefaultScope.overwrite_default_scope(cfg.default_scope):
-            folders = TASKS[cfg.default_scope](cfg, args, images, meta)
-    except Exception as e:  # a file the pipeline cannot read: one line
-        message = describe_load_error(e)
-        if message is None:
-            raise
-        fail(message)
+    checkpoint = open_checkpoint(args.checkpoint)
+    build, infer = TASKS[cfg.default_scope]
+    # in the config's scope (also when main() runs in a process that has
+    # used another library's scope before)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        inferencer = build(cfg, args)
+        meta = load_weights(inferencer.model, args.checkpoint, checkpoint)
+        del checkpoint  # the memory-mapped file
+        if args.compile:
+            launcher.enable_compile(cfg)
+            launcher.compile_model(
+                inferencer.model,
+                cfg.compile if isinstance(cfg.compile, dict) else None)
+        os.makedirs(args.out_dir, exist_ok=True)
+        folders = infer(inferencer, cfg, args, images,
+                        class_names(cfg, meta))
     print_log(f'{len(images)} image(s): pictures and predictions in '
               f'{" and ".join(osp.join(args.out_dir, f) for f in folders)}',
               logger='current')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -6,10 +6,16 @@ mmdet / mmseg / mmpretrain base configs it inherits) selects the library, and
 mmengine's ``Runner`` does the rest.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--show-dir DIR] [--cfg-options KEY=VALUE ...]
+        [--show-dir DIR] [--compile] [--cfg-options KEY=VALUE ...] [--debug]
     tools/dist_test.sh CONFIG CHECKPOINT GPUS [same options]
+
+A mistake of the user's (a config value that cannot work, a missing file, a
+checkpoint that does not fit, ...) ends the run with one line
+``tools/test.py: error: ...``; ``--debug`` prints its traceback too. Any
+other error keeps its traceback.
 """
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 
@@ -17,6 +23,7 @@ from mmengine.config import Config
 import mvig2_mm  # noqa: F401,E402
 from mvig2_mm.cli import launcher
 from mvig2_mm.cli.checkpoints import backbone_form_mismatch
+from mvig2_mm.cli.tool import ToolError, tool_main
 
 PROG = 'tools/test.py'
 
@@ -33,12 +40,10 @@ def parse_args(argv=None):
                         help='show the predictions in a window')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds each shown image stays up')
+    parser.add_argument('--compile', action='store_true',
+                        help=launcher.COMPILE_HELP)
     launcher.add_common_arguments(parser, 'test_dataloader.batch_size')
     return launcher.parse_with_common(parser, argv)
-
-
-def fail(message: str) -> None:
-    launcher.fail(PROG, message)
 
 
 def enable_visualization(cfg: Config, args) -> None:
@@ -46,8 +51,8 @@ def enable_visualization(cfg: Config, args) -> None:
     ``tools/test.py`` does (their hooks take different arguments)."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        fail('--show/--show-dir need default_hooks.visualization in the '
-             'config')
+        raise ToolError('--show/--show-dir need default_hooks.visualization '
+                        'in the config')
     scope = cfg.get('default_scope')
     if scope == 'mmpretrain':  # VisualizationHook: images go to out_dir
         hook.enable = True
@@ -89,28 +94,32 @@ def build_config(args) -> Config:
     """Load the config and apply the command line to it."""
     if osp.isfile(args.config) and not (launcher.is_url(args.checkpoint)
                                         or osp.isfile(args.checkpoint)):
-        fail(f'checkpoint file not found: {args.checkpoint}')
+        raise ToolError(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        fail(f'--out must be a .pkl file, got {args.out}')
-    cfg = launcher.load_config(args, PROG)
+        raise ToolError(f'--out must be a .pkl file, got {args.out}')
+    cfg = launcher.load_config(args)
     mismatch = backbone_form_mismatch(cfg.get('model', {}), args.checkpoint)
     if mismatch:
-        fail(mismatch)
+        raise ToolError(mismatch)
 
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.out is not None:
         add_dump_metric(cfg, args.out)
-    launcher.use_gloo_without_cuda(cfg, PROG, 'tools/dist_test.sh')
+    if args.compile:
+        launcher.enable_compile(cfg)
+    launcher.use_gloo_without_cuda(cfg, 'tools/dist_test.sh')
     return cfg
 
 
-def main(argv=None):
+@tool_main(PROG)
+def main(argv=None) -> None:
+    """Test with the command line ``argv`` (default: ``sys.argv[1:]``)."""
     cfg = build_config(parse_args(argv))
-    launcher.run(cfg, PROG, 'test', ['test_dataloader'], ['test_evaluator'],
+    launcher.run(cfg, 'test', ['test_dataloader'], ['test_evaluator'],
                  strict_load=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,5 +1,5 @@
-"""Putting a MobileViGv2 (or MobileViG) backbone into an existing OpenMMLab
-config.
+"""Putting a MobileViGv2 (or MobileViG, GreedyViG) backbone into an existing
+OpenMMLab config.
 
 :func:`swap_backbone` takes a loaded config (any mmdet detector with a neck,
 e.g. Faster/Mask/Cascade R-CNN, RetinaNet, FCOS, ATSS, GFL, YOLOF) and returns
@@ -29,6 +29,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 
+from ..errors import ConfigError
 from ..models.backbones import backbone_class
 
 #: ``{family}``: ``mobilevigv2`` or ``mobilevig``
@@ -47,7 +48,7 @@ def _first_neck(model: ConfigDict) -> ConfigDict:
     if isinstance(neck, (list, tuple)) and neck:
         neck = neck[0]  # e.g. [FPN, BFP]: the first one reads the backbone
     if not isinstance(neck, dict) or 'in_channels' not in neck:
-        raise ValueError(
+        raise ConfigError(
             'swap_backbone needs a model whose neck (model.neck, or its first '
             'entry) has in_channels; this config has neck='
             f'{model.get("neck")!r}. Set the backbone and in_channels by '
@@ -59,7 +60,7 @@ def _consumed_stages(in_channels: Union[int, Sequence[int]],
                      num_stages: int) -> Tuple[int, ...]:
     count = 1 if isinstance(in_channels, int) else len(in_channels)
     if not 1 <= count <= num_stages:
-        raise ValueError(
+        raise ConfigError(
             f'The neck takes {count} feature maps; the backbone has only '
             f'{num_stages} stages.')
     return tuple(range(num_stages - count, num_stages))
@@ -74,7 +75,8 @@ def swap_backbone(cfg: Config, arch: str = 'm',
 
     Args:
         cfg (Config): A loaded config with ``model.backbone`` and a neck.
-        arch (str): Preset: ``'ti'``, ``'s'``, ``'m'`` or ``'b'``.
+        arch (str): Preset: ``'ti'``, ``'s'``, ``'m'`` or ``'b'`` (GreedyViG
+            has no ``'ti'``).
             Defaults to ``'m'``.
         checkpoint (str, optional): ImageNet checkpoint for the backbone's
             ``Pretrained`` init (``{arch}`` and ``{family}`` are filled in);
@@ -85,8 +87,8 @@ def swap_backbone(cfg: Config, arch: str = 'm',
             training. Defaults to True (the paper's detection recipe).
         drop_path_rate (float): Stochastic depth of the backbone.
             Defaults to 0.
-        backbone (str): ``'MobileViGv2'`` or ``'MobileViG'``.
-            Defaults to ``'MobileViGv2'``.
+        backbone (str): ``'MobileViGv2'``, ``'MobileViG'`` or
+            ``'GreedyViG'``. Defaults to ``'MobileViGv2'``.
 
     Returns:
         Config: The new config; ``cfg`` is not modified.
@@ -95,7 +97,7 @@ def swap_backbone(cfg: Config, arch: str = 'm',
     cfg = copy.deepcopy(cfg)
     model = cfg.get('model')
     if model is None or 'backbone' not in model:
-        raise ValueError('swap_backbone needs a config with model.backbone.')
+        raise ConfigError('swap_backbone needs a config with model.backbone.')
     neck = _first_neck(model)
     out_indices = _consumed_stages(neck['in_channels'], len(channels))
     if isinstance(neck['in_channels'], int):

@@ -8,7 +8,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ..weights import check_checkpoint, checkpoint_form, select_state_dict
+from ..weights import check_checkpoint, describe_checkpoint
 
 
 def first_line(exc: BaseException) -> str:
@@ -59,34 +59,41 @@ class StrictLoadHook(Hook):
 
 def backbone_form_mismatch(model_cfg: Mapping,
                            checkpoint: str) -> Optional[str]:
-    """Why a local checkpoint does not fit the form (training or deploy) of
-    the MobileViGv2 backbone that ``model_cfg`` builds, or None if it fits or
-    cannot be told (no MobileViGv2 backbone, a URL, other key names).
+    """Why a local checkpoint does not fit the MobileViG backbone that
+    ``model_cfg`` builds (another family, or the other form: training or
+    deploy), or None if it fits or cannot be told (no MobileViG backbone, a
+    URL, other key names). What the file is comes from
+    :func:`~mvig2_mm.weights.describe_checkpoint`.
 
     mmengine's Runner loads checkpoints non-strictly: a deploy-form
     checkpoint in a training-form model (or the other way round) would only
     log missing keys and then predict with random weights.
     """
+    from ..models.backbones import BACKBONES
     backbone = model_cfg.get('backbone') or {}
-    if backbone.get('type') != 'MobileViGv2' or not osp.isfile(checkpoint):
+    family = backbone.get('type')
+    if family not in BACKBONES or not osp.isfile(checkpoint):
         return None
-    try:  # memory-mapped: only the key names are read
+    try:  # memory-mapped: only what is asked for is read
         content = read_checkpoint(checkpoint)
     except ValueError:  # reported where the file is loaded
         return None
     if not isinstance(content, Mapping):
         return None
-    form = checkpoint_form(
-        k for k in select_state_dict(content) if k.startswith('backbone.'))
+    info = describe_checkpoint(content)
     name = osp.basename(checkpoint)
-    if backbone.get('deploy', False) and form == 'training':
-        return (f'{name} holds the training form of the MobileViGv2 backbone '
+    if info.family and info.family != family:
+        return (f'{name} holds a {info.family} backbone but the config '
+                f'builds {family}: use a {info.family} config')
+    deploy = backbone.get('deploy', False)
+    if deploy and info.form == 'training':
+        return (f'{name} holds the training form of the {family} backbone '
                 f'(BatchNorm, layer scales) but the config builds its deploy '
                 f'form (model.backbone.deploy=True): use the training config, '
                 f'or convert the checkpoint with '
                 f'tools/model_converters/reparameterize_model.py')
-    if not backbone.get('deploy', False) and form == 'deploy':
-        return (f'{name} holds the deploy form of the MobileViGv2 backbone '
+    if not deploy and info.form == 'deploy':
+        return (f'{name} holds the deploy form of the {family} backbone '
                 f'(norms folded into its convolutions): add --cfg-options '
                 f'model.backbone.deploy=True (classifiers: use the config in '
                 f'configs/classification/deploy/)')

@@ -14,7 +14,7 @@ The checks stay cheap on a large dataset:
   ``ConcatDataset`` are followed), and of an evaluator's ``ann_file``;
 - mmdet COCO-style datasets: the annotation file is a JSON object with
   ``images``, ``annotations`` and ``categories`` lists, and the first
-  :data:`SAMPLE` images it lists exist. A file larger than
+  :data:`SAMPLE` images it lists exist and are not empty. A file larger than
   :data:`MAX_JSON_BYTES` (100 MB; COCO's train2017 file has 448 MB) is not
   parsed twice: only its start (``{``) and the three keys are looked for;
 - mmseg datasets: a sample of at most :data:`SAMPLE` label maps, spread over
@@ -27,11 +27,12 @@ Paths that are URLs (``s3://...``) or read through a non-local
 ``backend_args`` are not checked.
 
 Images are only decoded when the pipeline loads them.
-:func:`describe_load_error` recognises the error of a file that cannot be
-read there (mmcv's ``LoadImageFromFile``, or a ``LoadAnnotations`` reading a
-label map) and returns ``cannot read image PATH: REASON``; the tools print
-that line instead of the traceback (``tools/infer.py`` too) and re-raise
-every other error.
+:func:`describe_load_error` recognises, from the exception's message, the
+error of a file that cannot be read there (mmcv's ``LoadImageFromFile``
+names it; so does the traceback text of a ``DataLoader`` worker) and returns
+``cannot read image PATH: REASON``; the tools print that line instead of the
+traceback (``tools/infer.py`` too). An error that does not name its file
+keeps its traceback.
 """
 import inspect
 import json
@@ -259,9 +260,13 @@ def _check_coco(path: str, img_dir: str, sample: int) -> None:
             raise DataCheckError(
                 f'not a COCO annotation file (an image without file_name): '
                 f'{path}')
-        if not osp.isfile(osp.join(img_dir, name)):
-            raise DataCheckError(f'image not found: {osp.join(img_dir, name)}'
-                                 f' (listed in {path})')
+        image = osp.join(img_dir, name)
+        if not osp.isfile(image):
+            raise DataCheckError(f'image not found: {image} (listed in '
+                                 f'{path})')
+        if osp.getsize(image) == 0:  # OpenCV's error would not name it
+            raise DataCheckError(f'cannot read image {image}: empty file '
+                                 f'(listed in {path})')
 
 
 def _num_classes(cfg) -> Optional[int]:
@@ -361,43 +366,17 @@ def _check_label_maps(dataset_cfg, cls, cfg, ann_path: str,
 
 # --------------------------------------------------------------- load errors
 def _reason(exc: BaseException) -> str:
+    """A decoder's error as a short reason."""
     if isinstance(exc, FileNotFoundError):
         return 'no such file'
     text = str(exc).strip().splitlines()
-    if isinstance(exc, AssertionError) and text and \
-            text[0].startswith('failed to load image'):
-        return 'not a readable image'
     return f'{type(exc).__name__}: {text[0]}' if text else type(exc).__name__
 
 
-def _loading_frame(exc: BaseException):
-    """The innermost traceback frame of a loading transform reading a file:
-    ``('image' | 'label map', path)`` or None."""
-    try:
-        from mmcv.transforms import LoadAnnotations, LoadImageFromFile
-    except ImportError:
-        return None
-    found = None
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        owner = frame.f_locals.get('self')
-        results = frame.f_locals.get('results')
-        if isinstance(results, dict):
-            if isinstance(owner, LoadImageFromFile) and \
-                    frame.f_code.co_name == 'transform':
-                path = frame.f_locals.get('filename', results.get('img_path'))
-                found = ('image', path)
-            elif isinstance(owner, LoadAnnotations) and \
-                    frame.f_code.co_name == '_load_seg_map':
-                found = ('label map', results.get('seg_map_path'))
-        tb = tb.tb_next
-    return found
-
-
+#: mmcv's ``LoadImageFromFile`` on a file that does not decode
+_MMCV_FAILED = re.compile(r'failed to load image: (.+)$')
 _WORKER_PATTERNS = (
-    ('image', re.compile(r'failed to load image: (.+)$', re.M),
-     'not a readable image'),
+    ('image', re.compile(_MMCV_FAILED.pattern, re.M), 'not a readable image'),
     (None, re.compile(r"No such file or directory: '(.+)'$", re.M),
      'no such file'),
 )
@@ -405,20 +384,32 @@ _WORKER_PATTERNS = (
 
 def describe_load_error(exc: BaseException) -> Optional[str]:
     """``'cannot read image PATH: REASON'`` (or ``label map``) when ``exc``
-    was raised while the data pipeline read that file; None otherwise.
+    is the error of a data pipeline that could not read that file; None
+    otherwise.
 
-    Errors raised in the main process are recognised by their traceback (the
-    frame of mmcv's ``LoadImageFromFile.transform`` or of a
-    ``LoadAnnotations._load_seg_map``); errors re-raised from a
-    ``DataLoader`` worker only carry the worker's traceback as text, from
-    which a missing file or mmcv's ``failed to load image`` is recognised.
+    Only the exception's own message is read:
+
+    - in the main process, mmcv's ``LoadImageFromFile`` raises
+      ``AssertionError('failed to load image: PATH')`` for a file that is
+      not an image; it is recognised when ``PATH`` is a file that exists
+      (the same message about a file that is not there is not mmcv's);
+    - an error re-raised from a ``DataLoader`` worker carries the worker's
+      traceback as its text, in which mmcv's loading transforms, a missing
+      file or mmcv's ``failed to load image`` are recognised.
+
+    Decoders that do not name the file (OpenCV on an empty file, Pillow on
+    a corrupt label map) cannot be told apart from a bug that way: their
+    errors keep their traceback. The pre-flight checks find such files in
+    their sample (:func:`check_data`).
     """
-    found = _loading_frame(exc)
-    if found is not None and found[1]:
-        kind, path = found
-        return f'cannot read {kind} {path}: {_reason(exc)}'
     text = str(exc)
-    if 'DataLoader worker' not in text or 'transforms/loading.py' not in text:
+    if 'DataLoader worker' not in text:
+        match = _MMCV_FAILED.fullmatch(text.strip()) \
+            if isinstance(exc, AssertionError) else None
+        if match and osp.isfile(match.group(1)):
+            return f'cannot read image {match.group(1)}: not a readable image'
+        return None
+    if 'transforms/loading.py' not in text:
         return None
     kind = 'label map' if '_load_seg_map' in text else 'image'
     # the error itself is the last line (the lines above quote the source)

@@ -2,10 +2,11 @@
 
 Loading a config with the usual command-line overrides, running
 distributed on a machine without CUDA (gloo; mmengine assumes a GPU), the
-pre-flight checks (datasets, pretrained and ``load_from`` checkpoints), and
-running the Runner so that a bad input ends the run with one line instead of
-a traceback: a file the pipeline cannot read, a model that cannot be built,
-a checkpoint that is missing, unreadable or does not fit the model.
+pre-flight checks (datasets, pretrained and ``load_from`` checkpoints),
+``torch.compile`` for testing, and running the Runner. A mistake of the
+user's found here raises :class:`~mvig2_mm.cli.tool.ToolError` (or one of
+the errors :func:`~mvig2_mm.cli.tool.user_error_message` lists), which the
+tool reports in one line; any other exception keeps its traceback.
 """
 import argparse
 import datetime
@@ -14,29 +15,29 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import Iterator, List, NoReturn, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from ..weights import CheckpointMismatchError
+from ..errors import ConfigError
 from .checkpoints import StrictLoadHook, first_line, read_checkpoint
-from .data_checks import DataCheckError, check_data, describe_load_error
+from .data_checks import check_data
+from .tool import ToolError, add_debug_argument, is_registry_key_error
 
-#: Errors of a config that the Runner meets while it builds the model (an
-#: unknown arch or type, a bad argument): reported in one line.
-BUILD_ERRORS = (ValueError, TypeError, KeyError, AssertionError)
-
-
-def fail(prog: str, message: str) -> NoReturn:
-    """Exit with a one-line error (no traceback)."""
-    sys.exit(f'{prog}: error: {message}')
+COMPILE_HELP = (
+    'torch.compile the model (mmengine\'s "compile" config key: '
+    '--cfg-options compile.backend=... compile.mode=... set its options). '
+    'The first batches are slow while it compiles')
 
 
 def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL (``https://...``, ``s3://...``)."""
     return '://' in path
 
 
@@ -60,6 +61,7 @@ def tool_parser(prog: str, description: str,
         prog=prog, description=f'{description} a model with a MobileViG '
         f'backbone (mmdet, mmseg or mmpretrain config)')
     parser.add_argument('config', help=config_help)
+    add_debug_argument(parser)
     return parser
 
 
@@ -86,21 +88,27 @@ def parse_with_common(parser: argparse.ArgumentParser, argv=None):
     return args
 
 
-def read_config(path: str, cfg_options: Optional[dict],
-                prog: str) -> Config:
+def read_config(path: str, cfg_options: Optional[dict]) -> Config:
     """Load the config file ``path`` and apply ``--cfg-options``."""
     if not osp.isfile(path):
-        fail(prog, f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+        raise ToolError(f'config file not found: {path}')
+    try:
+        cfg = Config.fromfile(path)
+    except TypeError as exc:
+        # mmengine's merge of a child config into its base; its message
+        # names the key and the fix (``_delete_=True``)
+        if 'cannot inherit from base' not in str(exc):
+            raise
+        raise ConfigError(f'{path}: {first_line(exc)}') from exc
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
     return cfg
 
 
-def load_config(args, prog: str) -> Config:
+def load_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` and apply ``--cfg-options``, ``--launcher`` and
     the work dir (command line > config > ./work_dirs/CONFIG_NAME)."""
-    cfg = read_config(args.config, args.cfg_options, prog)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -135,7 +143,14 @@ def config_dataset_meta(cfg: Config) -> dict:
     return meta
 
 
-def use_gloo_without_cuda(cfg: Config, prog: str, dist_script: str) -> None:
+def enable_compile(cfg: Config) -> None:
+    """Set mmengine's ``compile`` config key (``--compile``), keeping the
+    options that ``--cfg-options compile.KEY=VALUE`` gave."""
+    if not isinstance(cfg.get('compile'), dict):
+        cfg.compile = True
+
+
+def use_gloo_without_cuda(cfg: Config, dist_script: str) -> None:
     """Distributed runs on a machine without CUDA: gloo instead of NCCL,
     BatchNorm instead of SyncBatchNorm (``sync_bn`` and ``SyncBN`` norms),
     and a DDP wrapper without ``device_ids`` (mmengine's default names a
@@ -143,8 +158,8 @@ def use_gloo_without_cuda(cfg: Config, prog: str, dist_script: str) -> None:
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
     if cfg.launcher != 'pytorch':
-        fail(prog, f'--launcher {cfg.launcher} needs CUDA; on CPU start the '
-             f'processes with torchrun ({dist_script})')
+        raise ToolError(f'--launcher {cfg.launcher} needs CUDA; on CPU start '
+                        f'the processes with torchrun ({dist_script})')
     cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     sync_norms = _sync_bn_to_bn(cfg.get('model'))
     if cfg.get('sync_bn') or sync_norms:
@@ -225,100 +240,139 @@ def check_pretrained_files(cfg: Config) -> Optional[str]:
     """Why a file that training starts from cannot be loaded (it is not
     given, or not found), or None (see :func:`pretrained_checkpoints`)."""
     for key, checkpoint in pretrained_checkpoints(cfg):
-        if key.startswith('model.teacher'):
-            if not is_url(checkpoint) and not osp.isfile(
-                    osp.expanduser(checkpoint)):
-                return (f'teacher checkpoint not found: {checkpoint} '
-                        f'({key}). Point --cfg-options {key}=PATH at the '
-                        f'trained teacher (see configs/classification/'
-                        f'README.md), or set model.teacher=None to train '
-                        f'without distillation')
-            continue
+        teacher = key.startswith('model.teacher')
         if not checkpoint:
             return (f'{key} is not set: point it at the pretrained weights, '
                     f'or set model.backbone.init_cfg=None to train from '
                     f'scratch')
-        if not is_url(checkpoint) and not osp.isfile(
-                osp.expanduser(checkpoint)):
-            return (f'pretrained checkpoint not found: {checkpoint} ({key}). '
-                    f'Download the published ImageNet weights there (see '
-                    f'README: Published weights), point --cfg-options '
-                    f'{key}=PATH at them, or set '
-                    f'model.backbone.init_cfg=None to train from scratch')
+        if is_url(checkpoint) or osp.isfile(osp.expanduser(checkpoint)):
+            continue
+        if teacher:
+            return (f'teacher checkpoint not found: {checkpoint} ({key}). '
+                    f'Point --cfg-options {key}=PATH at the trained teacher '
+                    f'(see configs/classification/README.md), or set '
+                    f'model.teacher=None to train without distillation')
+        return (f'pretrained checkpoint not found: {checkpoint} ({key}). '
+                f'Download the published ImageNet weights there (see '
+                f'README: Published weights), point --cfg-options '
+                f'{key}=PATH at them, or set model.backbone.init_cfg=None '
+                f'to train from scratch')
     return None
 
 
-def build_runner(cfg: Config, prog: str) -> Runner:
-    """The config's Runner (which builds the model); a config that cannot
-    build its model ends the run with one line."""
+def build_runner(cfg: Config) -> Runner:
+    """The config's Runner (which builds the model).
+
+    Raises:
+        ToolError: The config cannot build its model: a
+            :class:`~mvig2_mm.errors.ConfigError` or an unknown ``type``
+            (any other error is not caught).
+    """
     try:
         if 'runner_type' in cfg:
             init_default_scope(cfg.get('default_scope', 'mmengine'))
             return RUNNERS.build(cfg)
         return Runner.from_cfg(cfg)
-    except CheckpointMismatchError as e:
-        fail(prog, first_line(e))
-    except BUILD_ERRORS as e:
+    except (ConfigError, KeyError) as e:
+        if isinstance(e, KeyError) and not is_registry_key_error(e):
+            raise
         name = osp.basename(cfg.filename)
-        fail(prog, f'cannot build the model of {name}: {first_line(e)}')
+        raise ToolError(
+            f'cannot build the model of {name}: {first_line(e)}') from e
 
 
-def check_inputs(cfg: Config, prog: str, mode: str, loaders: List[str],
+def check_inputs(cfg: Config, mode: str, loaders: List[str],
                  evaluators: List[str]) -> None:
-    """Stop with one line before a file the run reads is found missing or
-    unreadable half-way: the files training starts from (``train`` only:
-    testing sets every weight from the checkpoint under test), the
-    datasets, and ``load_from``."""
+    """Stop before a file the run reads is found missing or unreadable
+    half-way: the files training starts from (``train`` only: testing sets
+    every weight from the checkpoint under test), the datasets, and
+    ``load_from``.
+
+    Raises:
+        ToolError: The first problem, in one line.
+        DataCheckError: A dataset does not fit its config.
+    """
     if mode == 'train':
         problem = check_pretrained_files(cfg)
         if problem:
-            fail(prog, problem)
-    try:
-        check_data(cfg, loaders, evaluators)
-    except DataCheckError as e:
-        fail(prog, str(e))
+            raise ToolError(problem)
+    check_data(cfg, loaders, evaluators)
     load_from = cfg.get('load_from')
     if load_from and not is_url(load_from):
         if not osp.isfile(load_from):
-            fail(prog, f'checkpoint file not found: {load_from}')
+            raise ToolError(f'checkpoint file not found: {load_from}')
         try:
             read_checkpoint(load_from)
         except ValueError as e:
-            fail(prog, str(e))
+            raise ToolError(str(e)) from e
 
 
-def run(cfg: Config, prog: str, mode: str, loaders: List[str],
-        evaluators: List[str], strict_load: bool = False) -> None:
+class CompileHook(Hook):
+    """``torch.compile`` the model before testing, with the options of
+    mmengine's ``compile`` config key (``True`` or the keyword arguments of
+    ``torch.compile``). mmengine's Runner applies that key to training only
+    (its ``train_step``).
+
+    The model's forward is compiled in place (``nn.Module.compile``): the
+    ``test_step`` of the model, and of a DDP wrapper around it, runs the
+    compiled network; the data preprocessing stays eager.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_test(self, runner) -> None:
+        options = runner.cfg.get('compile')
+        if not options:
+            return
+        options = {} if options is True else dict(options)
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        compile_model(model, options)
+
+
+def compile_model(model: torch.nn.Module, options: Optional[dict] = None
+                  ) -> None:
+    """Compile ``model``'s forward in place with ``torch.compile``
+    (keyword arguments ``options``) and say so in the log."""
+    model.compile(**(options or {}))
+    described = ', '.join(f'{k}={v!r}' for k, v in (options or {}).items())
+    print_log(f'The model is compiled with torch.compile'
+              f'{f" ({described})" if described else ""}: the first '
+              f'batches are slow while it compiles.', logger='current')
+
+
+def run(cfg: Config, mode: str, loaders: List[str], evaluators: List[str],
+        strict_load: bool = False) -> None:
     """Build the Runner, check the inputs and call ``runner.<mode>()``.
 
     The model is built first, so that a config error (an unknown arch, a
-    bad option) is reported before a missing file.
+    bad option) is reported before a missing file. A distributed run leaves
+    its process group in order whatever happens.
 
     Args:
         cfg (Config): The complete config.
-        prog (str): The tool's name, for error messages.
         mode (str): ``'train'`` or ``'test'``.
         loaders (list[str]): Dataloader keys whose data is checked first.
         evaluators (list[str]): Evaluator keys whose files are checked.
         strict_load (bool): Stop when ``load_from`` does not fit the model
             exactly (:class:`StrictLoadHook`).
+
+    Raises:
+        ToolError: A mistake of the user's (and the other errors that
+            :func:`~mvig2_mm.cli.tool.user_error_message` reports in one
+            line); any other exception is a bug and propagates as it is.
     """
     _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
     runner, finished = None, False
     try:
-        runner = build_runner(cfg, prog)
-        check_inputs(cfg, prog, mode, loaders, evaluators)
+        runner = build_runner(cfg)
+        check_inputs(cfg, mode, loaders, evaluators)
         if strict_load:
             runner.register_hook(StrictLoadHook())
+        if mode == 'test' and cfg.get('compile'):
+            runner.register_hook(CompileHook())
         getattr(runner, mode)()
         finished = True
-    except (CheckpointMismatchError, FileNotFoundError) as e:
-        fail(prog, first_line(e))
-    except Exception as e:  # a file the pipeline cannot read: one line
-        message = describe_load_error(e)
-        if message is None:
-            raise
-        fail(prog, message)
     finally:
         runner = None  # DDP's reducer holds the process group: release it
         if torch.distributed.is_initialized():

@@ -25,9 +25,12 @@ checkpoint (the offline converter).
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, MutableMapping, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 import torch
+from mmengine.logging import MMLogger
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -154,12 +157,28 @@ def _mobilevig_names(keys: List[str]) -> Dict[str, str]:
 
 def reference_backbone_names(keys) -> Dict[str, str]:
     """``{reference name: ours}`` of the reference backbone keys among
-    ``keys`` (relative to the backbone), of either family: MobileViG (v1,
-    recognised by its ``local_backbone``) or MobileViGv2."""
+    ``keys`` (relative to the backbone), of any family: MobileViG (v1,
+    recognised by its ``local_backbone``), MobileViGv2 or GreedyViG (whose
+    inverted residuals name their scale ``layer_scale_2``: ours is
+    ``layer_scale_1``, as MobileViGv2's)."""
     keys = [k for k in keys if _REFERENCE_BACKBONE_KEY.match(k)]
     if any(k.startswith('local_backbone.') for k in keys):
         return _mobilevig_names(keys)
-    return {k: _apply(_BACKBONE_RULES, k) for k in keys}
+    names = {k: _apply(_BACKBONE_RULES, k) for k in keys}
+    inverted_residuals = {k.split('.dws.')[0] for k in keys if '.dws.' in k}
+    for key in keys:
+        block, _, name = key.rpartition('.')
+        if name == 'layer_scale_2' and block in inverted_residuals:
+            names[key] = names[key][:-len('2')] + '1'
+    return names
+
+
+def _reference_value(key: str, value: torch.Tensor) -> torch.Tensor:
+    """A reference backbone tensor as ours holds it: GreedyViG's layer
+    scales are 1-D (C,), ours (C, 1, 1) as MobileViGv2's."""
+    if 'layer_scale' in key and getattr(value, 'dim', lambda: 0)() == 1:
+        return value.reshape(-1, 1, 1)
+    return value
 
 
 def convert_backbone_keys_(state_dict: MutableMapping[str, torch.Tensor],
@@ -179,10 +198,42 @@ def convert_backbone_keys_(state_dict: MutableMapping[str, torch.Tensor],
     renamed = {prefix + old: prefix + new for old, new in names.items()}
     if not renamed:
         return 0
-    items = [(renamed.get(k, k), v) for k, v in state_dict.items()]
+    items = [(renamed[k], _reference_value(renamed[k], v)) if k in renamed
+             else (k, v) for k, v in state_dict.items()]
     state_dict.clear()
     state_dict.update(items)
     return len(renamed)
+
+
+# set while a state dict is converted to be checked, not loaded
+_CHECKING: ContextVar[bool] = ContextVar('mvig2_mm_checking', default=False)
+
+
+@contextmanager
+def checking() -> Iterator[None]:
+    """Within it, the load hooks convert without saying so (a state dict is
+    converted to be checked, not loaded)."""
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def _say_converted(count: int, what: str, prefix: str) -> None:
+    if count and not _CHECKING.get():
+        MMLogger.get_current_instance().info(
+            f"Converted {count} {what} keys from the authors' layout while "
+            f"loading{f' (under {prefix!r})' if prefix else ''}")
+
+
+def convert_backbone_on_load_(state_dict: MutableMapping[str, torch.Tensor],
+                              prefix: str = '') -> int:
+    """:func:`convert_backbone_keys_` as the backbones' load pre-hook runs
+    it: the conversion is logged."""
+    count = convert_backbone_keys_(state_dict, prefix)
+    _say_converted(count, 'backbone', prefix)
+    return count
 
 
 def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
@@ -213,7 +264,8 @@ def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor],
     converted: StateDict = OrderedDict()
     for key, value in state_dict.items():
         if key in backbone:
-            converted[backbone_prefix + backbone[key]] = value
+            converted[backbone_prefix + backbone[key]] = _reference_value(
+                backbone[key], value)
             continue
         new = _apply(_HEAD_RULES, key)
         if new is not None:
@@ -245,6 +297,7 @@ def convert_reference_classifier_(
         del state_dict[key]
     state_dict.update((prefix + k, v)
                       for k, v in convert_reference_state_dict(local).items())
+    _say_converted(len(local), 'classifier', prefix)
     return len(local)
 
 

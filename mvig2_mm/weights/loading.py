@@ -8,21 +8,21 @@ model applies on load), and why not.
 """
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .converter import (convert_reference_state_dict, guess_task,
+from .checkpoint_info import checkpoint_family, checkpoint_form
+from .converter import (checking, convert_reference_state_dict, guess_task,
                         has_ema_weights, select_state_dict)
 
 __all__ = [
-    'BACKBONE_FAMILIES', 'CheckpointMismatchError', 'check_checkpoint',
-    'checkpoint_family', 'checkpoint_form',
-    'describe_arch', 'load_checkpoint_file', 'load_checkpoint_strictly',
-    'load_pretrained', 'pretrained_cfg'
+    'CheckpointMismatchError', 'check_checkpoint', 'describe_arch',
+    'load_checkpoint_file', 'load_checkpoint_strictly', 'load_pretrained',
+    'pretrained_cfg'
 ]
 
 
@@ -68,11 +68,6 @@ def _mvig_backbones(model: nn.Module) -> List[Tuple[str, nn.Module]]:
             if hasattr(module, 'arch_settings') and hasattr(module, 'stages')]
 
 
-#: Key fragments that tell each MobileViG family's checkpoints apart
-#: (``{class name: fragments}``), filled in by the backbone classes.
-BACKBONE_FAMILIES: Dict[str, Tuple[str, ...]] = {}
-
-
 def describe_arch(state_dict: Mapping[str, torch.Tensor],
                   backbone_cls: type) -> str:
     """Name the variant of ``backbone_cls`` (a MobileViG backbone class) that
@@ -88,16 +83,6 @@ def describe_arch(state_dict: Mapping[str, torch.Tensor],
         f'{k}={v}' for k, v in found.items())
 
 
-def checkpoint_family(keys) -> Optional[str]:
-    """The MobileViG family (class name) whose checkpoint keys (reference
-    or converted) these are, or None."""
-    keys = list(keys)
-    for name, markers in BACKBONE_FAMILIES.items():
-        if markers and any(m in k for k in keys for m in markers):
-            return name
-    return None
-
-
 def _arch_name(backbone: nn.Module) -> str:
     for name, arch in backbone.arch_settings.items():
         if arch == backbone.arch:
@@ -111,23 +96,12 @@ def as_loaded(model: nn.Module, state_dict: Mapping[str, torch.Tensor]
     conversions of every module's load pre-hooks (MobileViGv2 renames
     reference keys), in the order PyTorch and mmengine apply them."""
     state_dict = OrderedDict(state_dict)
-    for name, module in model.named_modules():
-        prefix = name + '.' if name else ''
-        for hook in module._load_state_dict_pre_hooks.values():
-            hook(state_dict, prefix, {}, True, [], [], [])
+    with checking():
+        for name, module in model.named_modules():
+            prefix = name + '.' if name else ''
+            for hook in module._load_state_dict_pre_hooks.values():
+                hook(state_dict, prefix, {}, True, [], [], [])
     return state_dict
-
-
-def checkpoint_form(keys) -> Optional[str]:
-    """``'training'`` or ``'deploy'``: the form of the MobileViG backbone
-    whose keys (converted names) are given; None when they are of neither
-    form (other names) or of both."""
-    keys = list(keys)
-    training = any('.bn.' in k or 'layer_scale' in k for k in keys)
-    deploy = any('reparam_conv' in k for k in keys)
-    if training == deploy:
-        return None
-    return 'training' if training else 'deploy'
 
 
 def _listed(what: str, keys: List[str], max_keys: int) -> str:

@@ -1,4 +1,6 @@
 """tools/analysis_tools/benchmark.py --quick: every table, in seconds."""
+import pytest
+
 from tools.analysis_tools.benchmark import main
 
 
@@ -15,7 +17,7 @@ def test_quick_run_prints_every_table(capsys):
                 '| MobileViG-Ti | train | 5.27 |', '| MobileViG-Ti | deploy |',
                 '| Mask R-CNN MobileViGv2-M | deploy backbone |',
                 '| Mask R-CNN ResNet-50 | train |',
-                '| MobileViGv2-Ti | True |',
+                '| MobileViGv2-Ti | 2 x 64x64 | True |',
                 '| MobileViGv2-Ti | 2 x 64x64 | trained |',
                 '| MobileViGv2-Ti | 2 x 64x64 | frozen + Tune mode |',
                 '| Mask R-CNN MobileViGv2-M | 1 x 128x128 | frozen |',
@@ -33,3 +35,18 @@ def test_tables_option_selects(capsys):
     assert main(['--quick', '--threads', '1', '--tables', '4']) == 0
     out = capsys.readouterr().out
     assert '### 4.' in out and '### 1.' not in out and '### 3.' not in out
+
+
+@pytest.mark.slow
+def test_compiled_deploy_form_beside_eager(capsys):
+    """--compile adds the compiled deploy form, timed with the eager forms,
+    with its compile time and its speed against the training form."""
+    assert main(['--quick', '--threads', '1', '--tables', '1', '--compile',
+                 '--families', 'MobileViGv2', '--no-baselines']) == 0
+    out = capsys.readouterr().out
+    rows = [line.split(' | ') for line in out.splitlines()
+            if line.startswith('| MobileViGv2-Ti |')]
+    assert [row[1] for row in rows] == ['train', 'deploy', 'compiled']
+    compiled = rows[2]
+    assert float(compiled[6]) > 0  # compile seconds
+    assert compiled[7].endswith('x')  # speed vs the training form

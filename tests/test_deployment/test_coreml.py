@@ -80,9 +80,9 @@ def test_normalisation_folded_into_scale_bias_and_first_conv():
     """Core ML computes pixel * scale + bias[c]; the per-channel rest of
     1 / std lives in the first conv: the same logits as the normalised
     input gives the original model."""
-    from mvig2_mm.cli.export import build_export_model
-    from tools.deployment.pytorch2coreml import (fold_channel_scale,
-                                                 image_scale_and_bias)
+    from mvig2_mm.deployment import build_export_model
+    from mvig2_mm.deployment.coreml import (fold_channel_scale,
+                                            image_scale_and_bias)
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
     torch.manual_seed(0)
     model = build_export_model(arch='ti')

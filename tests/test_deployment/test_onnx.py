@@ -9,9 +9,10 @@ pytest.importorskip('onnx', reason=f'onnx is not installed ({INSTALL})')
 pytest.importorskip('onnxruntime',
                     reason=f'onnxruntime is not installed ({INSTALL})')
 
-from mvig2_mm.cli.export import StageMaps  # noqa: E402
+from mvig2_mm.deployment import (StageMaps, build_export_model,  # noqa: E402
+                                 detections_from_outputs, export, verify)
 from mvig2_mm.models import MobileViGv2  # noqa: E402
-from tools.deployment.pytorch2onnx import export, main, verify  # noqa: E402
+from tools.deployment.pytorch2onnx import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,10 +73,24 @@ def test_cli_classifier_dynamic_verify(tmp_path, capsys):
     assert 'onnxruntime == PyTorch for input (1, 3, 40, 72)' in printed
 
 
+PROG = 'tools/deployment/pytorch2onnx.py'
+
+
 def test_cli_rejects_a_detector_without_backbone_only(tmp_path, capsys):
     config = 'configs/detection/maskrcnn_mvig2_ti.py'
     assert main([config, '--out', str(tmp_path / 'x.onnx')]) == 1
-    assert '--backbone-only' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f'{PROG}: error: maskrcnn_mvig2_ti.py builds a '
+                           f'MaskRCNN: ')
+    assert '--backbone-only' in line
+    # --debug: the traceback of the ConfigError, then the same line
+    assert main([config, '--out', str(tmp_path / 'x.onnx'), '--debug']) == 1
+    err = capsys.readouterr().err
+    assert 'Traceback (most recent call last)' in err
+    assert 'mvig2_mm.errors.ConfigError: maskrcnn_mvig2_ti.py builds' in err
+    assert err.strip().splitlines()[-1] == line
 
 
 def test_cli_needs_config_or_arch(tmp_path):
@@ -117,7 +132,10 @@ def test_cli_checkpoint_that_does_not_fit(tmp_path, capsys):
                                 torch.zeros(1)}), checkpoint)
     assert main(['--arch', 'ti', '--checkpoint', str(checkpoint), '--out',
                  str(tmp_path / 'x.onnx')]) == 1
-    assert 'does not fit' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f'{PROG}: error: ') and 'does not fit' in line
 
 
 def test_dynamo_exporter_backbone_dynamic_round_trip(tmp_path):
@@ -172,7 +190,6 @@ def test_semantic_fpn_whole_segmentor_matches_mmseg(tmp_path, dynamo):
                             reason=f'onnxscript is not installed ({INSTALL})')
     import onnxruntime as ort
 
-    from mvig2_mm.cli.export import build_export_model
     torch.manual_seed(0)
     model = build_export_model(SEG_CONFIG)
     path = str(tmp_path / 'semfpn.onnx')
@@ -207,7 +224,7 @@ def test_cli_segmentor_with_a_published_file(published, tmp_path, capsys):
     assert main([SEG_CONFIG, '--checkpoint', str(wrong), '--out',
                  str(tmp_path / 'x.onnx')]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith('error: ') and 'it is a classification ' \
+    assert err.startswith(f'{PROG}: error: ') and 'it is a classification ' \
         'checkpoint and the config builds a segmentation model' in err
 
 
@@ -222,7 +239,6 @@ def test_retinanet_whole_detector_matches_mmdet(tmp_path):
     from mmdet.structures.bbox import bbox_overlaps
     from mmengine.dataset import Compose, pseudo_collate
 
-    from mvig2_mm.cli.export import build_export_model, detections_from_outputs
     from mvig2_mm.testing.synthetic_coco import generate
     config = tmp_path / 'retinanet_ti.py'
     config.write_text(

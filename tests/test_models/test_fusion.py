@@ -1,15 +1,14 @@
-"""Folding norms into convs, and the fused kernels of the deploy form."""
+"""Folding norms and layer scales into convs: the maths of the deploy form,
+and the deploy form itself (plain PyTorch, the training form's outputs)."""
 import warnings
 
 import pytest
 import torch
 from mmcv.cnn import ConvModule
 
-from mvig2_mm.models import MobileViGv2
-from mvig2_mm.models.backbones.mobilevigv2 import max_relative_features
-from mvig2_mm.models.utils import (DeployConvModule, FusedConvModule,
-                                   enable_fused_kernels, fuse_conv_module,
-                                   use_fused_kernels)
+from mvig2_mm.models import MobileViG, MobileViGv2
+from mvig2_mm.models.utils import (fold_conv_module, fuse_conv_bn, scale_conv,
+                                   switch_to_deploy)
 
 
 def conv_bn(act_cfg, **kwargs):
@@ -26,118 +25,79 @@ def conv_bn(act_cfg, **kwargs):
     return module.eval()
 
 
-@pytest.mark.parametrize('act_cfg', [dict(type='GELU'), dict(type='ReLU'),
-                                     None, dict(type='Sigmoid')])
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_fused_module_equals_conv_bn(act_cfg, channels_last):
-    module = conv_bn(act_cfg, stride=2)
-    fused = enable_fused_kernels(fuse_conv_module(module))
-    assert isinstance(fused, FusedConvModule) and not fused.with_norm
-    assert set(fused.state_dict()) == {'conv.weight', 'conv.bias'}
-    x = torch.randn(2, 8, 13, 10)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    residual = torch.randn(2, 16, 7, 5)
+def test_fuse_conv_bn_and_scale_conv_maths():
+    module = conv_bn(None)
+    x = torch.randn(2, 8, 9, 11)
+    weight, bias = fuse_conv_bn(module.conv.weight, module.conv.bias,
+                                module.norm)
+    scale = torch.rand(16, 1, 1) + 0.5
     with torch.no_grad():
         expected = module(x)
-        torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(fused(x, residual=residual),
-                                   expected + residual, rtol=1e-5, atol=1e-5)
-    # with gradients the plain ops run, and gradients flow
-    out = fused(x.requires_grad_())
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    out.sum().backward()
-    assert fused.conv.weight.grad is not None
+        fused = torch.nn.functional.conv2d(x, weight, bias, padding=1)
+        torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+        weight, bias = scale_conv(weight, bias, scale)
+        torch.testing.assert_close(
+            torch.nn.functional.conv2d(x, weight, bias, padding=1),
+            scale * expected, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_kernels_only_for_float32_cpu_inference():
-    x = torch.randn(1, 3, 8, 8)
+@pytest.mark.parametrize('act_cfg', [dict(type='GELU'), dict(type='ReLU'),
+                                     None, dict(type='Sigmoid')])
+def test_folded_module_equals_conv_bn(act_cfg):
+    module = conv_bn(act_cfg, stride=2)
+    folded = fold_conv_module(module)
+    assert type(folded) is ConvModule and not folded.with_norm
+    assert folded.with_activation == (act_cfg is not None)
+    assert set(folded.state_dict()) == {'conv.weight', 'conv.bias'}
+    x = torch.randn(2, 8, 13, 10)
     with torch.no_grad():
-        assert use_fused_kernels(x) == torch.backends.mkldnn.is_available()
-        assert not use_fused_kernels(x.double())
-        assert not use_fused_kernels(x[0])
-    assert not use_fused_kernels(x)  # gradients enabled
+        torch.testing.assert_close(folded(x), module(x), rtol=1e-5,
+                                   atol=1e-5)
+    # the deploy form trains like any conv: gradients flow
+    folded(x.requires_grad_()).sum().backward()
+    assert folded.conv.weight.grad is not None
 
 
-def test_deploy_form_fused_equals_plain_ops():
-    """The deploy backbone under no_grad (fused kernels, channels-last)
-    equals the same module run with the plain ops (gradients enabled)."""
+def test_a_scale_after_an_activation_is_not_folded():
+    with pytest.raises(ValueError, match='after an activation'):
+        fold_conv_module(conv_bn(dict(type='GELU')), torch.ones(16))
+
+
+@pytest.mark.parametrize('family', [MobileViGv2, MobileViG])
+def test_deploy_form_is_plain_pytorch_with_the_training_layout(family):
+    """The deploy form's modules are plain ConvModules and torch modules
+    and its outputs have the training form's memory layout and values."""
     torch.manual_seed(0)
-    model = MobileViGv2('ti', layer_scale_init_value=0.5)
+    model = family('ti', layer_scale_init_value=0.5)
     model.init_weights()
     model.train()
     model(torch.randn(2, 3, 64, 64))  # non-trivial BN statistics
     model.eval()
-    model.switch_to_deploy()
     x = torch.randn(2, 3, 97, 131)
     with torch.no_grad():
-        fused = model(x)
-    plain = model(x)  # gradients enabled: plain PyTorch ops
-    for a, b in zip(fused, plain):
-        assert a.shape == b.shape
-        torch.testing.assert_close(a, b.detach(), rtol=1e-5,
-                                   atol=1e-5 * b.abs().max().item())
-
-
-@pytest.mark.parametrize('hw,hop', [((28, 28), 8), ((5, 9), 8), ((4, 4), 8)])
-def test_graph_features_same_with_and_without_autograd(hw, hop):
-    x = torch.randn(2, 4, *hw)
-    with torch.no_grad():
-        no_grad = max_relative_features(x, hop)  # in-place buffers
-    with_grad = max_relative_features(x.clone().requires_grad_(), hop)
-    assert torch.equal(no_grad, with_grad.detach())
-
-
-def test_packed_weights_follow_weight_changes_and_copies():
-    import copy
-    module = enable_fused_kernels(fuse_conv_module(conv_bn(dict(type='GELU'))))
-    x = torch.randn(1, 8, 9, 9).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        before = module(x)
-        module.conv.weight.mul_(2)  # in place: the packed copy is redone
-        after = module(x)
-        module.conv.weight.div_(2)
-        torch.testing.assert_close(module(x), before)
-        # deepcopy and pickling drop the packed copy (not copyable)
-        twin = copy.deepcopy(module)
-        torch.testing.assert_close(twin(x), before)
-    assert not torch.allclose(before, after)
-    twin.load_state_dict({k: v * 3 for k, v in module.state_dict().items()})
-    with torch.no_grad():
-        plain = ConvModule.forward(twin, x)
-        torch.testing.assert_close(twin(x), plain)
-
-
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
-                    reason='this torch has no oneDNN')
-@pytest.mark.parametrize('built_under', ['no_grad', 'inference_mode'])
-def test_deploy_form_runs_fused_kernels(built_under):
-    """The fused kernels really run (no silent fallback), also for a model
-    converted under ``torch.inference_mode`` (its weights are inference
-    tensors, which have no version counter)."""
-    model = MobileViGv2('ti', out_indices=(3, )).eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        expected = model(x)[0]
-    mode = (torch.inference_mode if built_under == 'inference_mode'
-            else torch.no_grad)
-    with mode():
+        expected = model(x)
         model.switch_to_deploy()
-    with warnings.catch_warnings(), mode():
-        warnings.simplefilter('error')  # a fallback warns: fail on it
-        out = model(x)[0]
-    convs = [m for m in model.modules() if isinstance(m, FusedConvModule)]
-    assert convs and all(m.__dict__.get('_kernel', (0, None))[1] is not None
-                         and not m.__dict__.get('_kernel_failed')
-                         for m in convs)
-    torch.testing.assert_close(out, expected, rtol=1e-4,
-                               atol=1e-4 * expected.abs().max().item())
+        out = model(x)
+    packages = {type(m).__module__.split('.')[0] for m in model.modules()}
+    assert packages <= {'torch', 'mmcv', 'mvig2_mm'}
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in model.modules())
+    for a, b in zip(out, expected):
+        assert a.is_contiguous() and a.stride() == b.stride()
+        torch.testing.assert_close(a, b, rtol=1e-5,
+                                   atol=1e-5 * b.abs().max().item())
+    # built deployed, the model has the same modules and outputs
+    built = family('ti', deploy=True).eval()
+    built.load_state_dict(model.state_dict())
+    assert [type(m) for m in built.modules()] == [
+        type(m) for m in model.modules()]
+    with torch.no_grad():
+        for a, b in zip(built(x), out):
+            assert torch.equal(a, b)
 
 
 def test_switch_to_deploy_converts_a_whole_classifier():
     from mmpretrain.registry import MODELS
-
-    from mvig2_mm.models.utils import switch_to_deploy
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='ImageClassifier',
@@ -156,34 +116,3 @@ def test_switch_to_deploy_converts_a_whole_classifier():
                    for key in model.state_dict())
     torch.testing.assert_close(out, expected, rtol=1e-4,
                                atol=1e-4 * expected.abs().max().item())
-
-
-def test_fast_path_is_one_switch_and_equals_the_plain_ops():
-    """enable_fused_kernels turns the fast path on and off for a whole
-    deploy-form model; the folded convolutions are plain
-    DeployConvModules without it, and the outputs agree."""
-    torch.manual_seed(0)
-    model = MobileViGv2('ti', layer_scale_init_value=0.5).eval()
-    model.switch_to_deploy()  # folds, then turns the fast path on
-    convs = [m for m in model.modules() if isinstance(m, DeployConvModule)]
-    assert convs and all(type(m) is FusedConvModule for m in convs)
-    x = torch.randn(1, 3, 97, 131)
-    with torch.no_grad():
-        fused = model(x)
-        enable_fused_kernels(model, False)
-        assert all(type(m) is DeployConvModule for m in convs)
-        assert not model._forward_pre_hooks  # no channels-last switch
-        plain = model(x)
-    assert not plain[0].is_contiguous(memory_format=torch.channels_last)
-    for a, b in zip(fused, plain):
-        torch.testing.assert_close(a, b, rtol=1e-5,
-                                   atol=1e-5 * b.abs().max().item())
-    enable_fused_kernels(model)
-    enable_fused_kernels(model)  # idempotent: one channels-last hook
-    assert len(model._forward_pre_hooks) == 1
-
-
-def test_deploy_built_model_runs_the_fast_path():
-    model = MobileViGv2('ti', deploy=True).eval()
-    assert all(type(m) is FusedConvModule for m in model.modules()
-               if isinstance(m, DeployConvModule))

@@ -16,7 +16,8 @@ from PIL import Image
 
 from mvig2_mm.cli.data_checks import (DataCheckError, check_data,
                                       describe_load_error)
-from tool_helpers import CONFIGS, assert_one_line_error, data_options, run_tool
+from tool_helpers import (CONFIGS, assert_one_line_error, data_options,
+                          run_tool, save_det_checkpoint)
 
 
 @pytest.fixture
@@ -81,15 +82,19 @@ def test_det_annotation_file_not_coco(coco):
 
 
 def test_det_corrupt_image_in_training(coco):
-    """The pre-flight check only sees that the file exists; loading it
-    fails in mmcv's LoadImageFromFile, and train.py says which file."""
+    """The pre-flight check only sees that the file exists and is not
+    empty; loading it fails in mmcv's LoadImageFromFile, whose error names
+    the file, and train.py says which file."""
     bad = coco / 'train' / '000003.png'
     bad.write_bytes(b'\x89PNG but not really')
     proc = run_train('det', coco, 'train_dataloader.batch_size=8')
-    assert_one_line_error(proc, f'cannot read image {bad}')
+    assert_one_line_error(proc, f'cannot read image {bad}: not a readable '
+                          f'image')
 
 
 def test_det_corrupt_image_in_testing(coco):
+    """An empty file: OpenCV's error would not name it, the pre-flight
+    check does (for the images it samples)."""
     from mmengine.registry import MODELS
     cfg = Config.fromfile(CONFIGS['det'])
     with MODELS.switch_scope_and_registry('mmdet') as registry:
@@ -99,7 +104,7 @@ def test_det_corrupt_image_in_testing(coco):
     bad = coco / 'val' / '000001.png'
     bad.write_bytes(b'')
     proc = run_test('det', coco, checkpoint)
-    assert_one_line_error(proc, f'cannot read image {bad}')
+    assert_one_line_error(proc, f'cannot read image {bad}: empty file')
 
 
 # ------------------------------------------------------------ segmentation
@@ -276,27 +281,39 @@ def test_load_errors_from_a_worker_are_recognised():
         'cannot read image /data/c.png: no such file'
 
 
-def test_other_errors_are_not_described():
+def test_load_errors_in_the_main_process_are_recognised(tmp_path):
+    """mmcv's message names the file; it is recognised when that file is
+    there (and could not be decoded)."""
+    bad = tmp_path / 'a b.png'
+    bad.write_bytes(b'\x89PNG but not really')
+    assert describe_load_error(AssertionError(
+        f'failed to load image: {bad}')) == \
+        f'cannot read image {bad}: not a readable image'
+
+
+def test_other_errors_are_not_described(tmp_path):
     assert describe_load_error(AssertionError('failed to load image: x')) \
         is None
     assert describe_load_error(FileNotFoundError(2, 'No such file', 'a.pth')) \
         is None
+    # a decoder error that does not name its file keeps its traceback
+    assert describe_load_error(RuntimeError(
+        "OpenCV(5.0.0) loadsave.cpp:1291: error: (-215:Assertion failed) "
+        "!buf.empty() in function 'imdecode_'")) is None
+    image = tmp_path / 'x.png'
+    image.write_bytes(b'')
+    assert describe_load_error(ValueError(f'failed to load image: {image}')) \
+        is None  # not mmcv's AssertionError
+
+
+def test_empty_listed_image(configs, coco):
+    (coco / 'train' / '000002.png').write_bytes(b'')
+    assert check(config_for(configs, 'det', coco)) == (
+        f'train_dataloader: cannot read image {coco}/train/000002.png: '
+        f'empty file (listed in {coco}/annotations/instances_train.json)')
 
 
 # ------------------------------------------------- training vs deploy form
-def save_det_checkpoint(path, deploy_form: bool):
-    from mmengine.registry import MODELS
-
-    from mvig2_mm.models.utils import switch_to_deploy
-    cfg = Config.fromfile(CONFIGS['det'])
-    with MODELS.switch_scope_and_registry('mmdet') as registry:
-        model = registry.build(cfg.model)
-    if deploy_form:
-        switch_to_deploy(model.eval())
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
-
-
 def test_deploy_checkpoint_needs_a_deploy_backbone(coco):
     checkpoint = save_det_checkpoint(coco / 'deploy.pth', deploy_form=True)
     proc = run_test('det', coco, checkpoint)

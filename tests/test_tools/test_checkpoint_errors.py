@@ -76,6 +76,35 @@ def test_unknown_arch_is_named_before_the_missing_imagenet_checkpoint(
     assert "Unavailable arch 'xl'" in line
 
 
+def test_missing_teacher_checkpoint_before_training(imagenet_root, tmp_path):
+    """Training with distillation needs the teacher's file: the pre-flight
+    names it (evaluation never needs it)."""
+    config = tmp_path / 'distilled.py'
+    config.write_text(
+        f"_base_ = '{CONFIGS['cls']}'\n"
+        "model = dict(teacher=dict(\n"
+        "    _delete_=True,\n"
+        "    config='mmpretrain::resnet/resnet18_8xb32_in1k.py',\n"
+        f"    checkpoint='{tmp_path / 'resnet18.pth'}'))\n")
+    proc = run_tool('train.py', config, '--work-dir', tmp_path / 'work',
+                    '--cfg-options', *data_options('cls', imagenet_root))
+    assert_one_line_error(
+        proc, f'teacher checkpoint not found: {tmp_path / "resnet18.pth"} '
+        f'(model.teacher.checkpoint)')
+
+
+def test_child_config_that_cannot_merge_into_its_base(tmp_path):
+    """A dict over the base's ``teacher=None``: mmengine's merge error (it
+    names the key and the fix) as one line."""
+    config = tmp_path / 'distilled.py'
+    config.write_text(f"_base_ = '{CONFIGS['cls']}'\n"
+                      "model = dict(teacher=dict(config='x.py'))\n")
+    proc = run_tool('train.py', config, '--work-dir', tmp_path / 'work')
+    line = assert_one_line_error(
+        proc, f'{config}: teacher=')
+    assert 'You may set `_delete_=True`' in line
+
+
 def test_unknown_arch(coco_root, tmp_path):
     proc = run_tool('train.py', CONFIGS['det'], '--work-dir', tmp_path,
                     '--cfg-options', *data_options('det', coco_root),

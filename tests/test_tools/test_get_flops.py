@@ -1,6 +1,6 @@
 import pytest
 
-from mvig2_mm.cli.export import count
+from mvig2_mm.deployment import count
 from tools.analysis_tools.get_flops import arch_models
 
 # the reference's counts (all parameters, with the distillation head)

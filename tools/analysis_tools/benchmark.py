@@ -1,28 +1,31 @@
-"""Speed and memory of MobileViGv2 beside mmpretrain/mmdet models (markdown).
+"""Speed and memory of the MobileViG backbones beside mmpretrain/mmdet models
+and the reference implementation (markdown tables).
 
     python tools/analysis_tools/benchmark.py                   # all tables
-    python tools/analysis_tools/benchmark.py --tables 1 2 --repeats 20
-    python tools/analysis_tools/benchmark.py --device cuda --amp \
-        --channels-last
+    python tools/analysis_tools/benchmark.py --tables 1 --compile \
+        --reference PATH/TO/SLDGroup/MobileViGv2
+    python tools/analysis_tools/benchmark.py --device cuda --amp
     python tools/analysis_tools/benchmark.py --quick           # a smoke run
 
 Tables, all measured in one run:
 
 1. Classifiers (backbone + head) at 224x224: params, MACs, latency at batch 1
-   and throughput at batch 16 of MobileViGv2 ti/s/m/b in the training form
-   (eval mode) and the deploy form (``switch_to_deploy()``), its
-   predecessor MobileViG ti/s/m/b in both forms (``--families``), beside
+   and throughput at batch 16 of MobileViGv2 and MobileViG (``--families``)
+   in the training form (eval mode), the deploy form (``switch_to_deploy()``)
+   and, with ``--compile``, the deploy form compiled by ``torch.compile``
+   (with the compile time: the first call at each batch size); with
+   ``--reference DIR`` also the authors' implementation (``models/`` of a
+   checkout of github.com/SLDGroup/MobileViGv2, which needs timm), beside
    mmpretrain's EfficientFormer-L1, MobileNetV2, MobileOne-S1 (and its deploy
    form), PoolFormer-S12 and ResNet-50 (random weights: speed does not depend
    on them).
 2. Achieved GFLOP/s (2 x MACs / time) of the same runs, against this
-   machine's dense fp32 matmul GFLOP/s as the ceiling.
+   machine's dense matmul GFLOP/s as the ceiling.
 3. Mask R-CNN with MobileViGv2-M (``configs/detection/maskrcnn_mvig2_m.py``)
-   beside mmdet's ResNet-50 Mask R-CNN: predict time at 800x1333, batch 1,
-   and training step time (batch 2). The weights are random, so the score
-   threshold is set to 0: each image keeps ``max_per_img`` (100) boxes and
-   masks, the most a trained detector keeps; the heads' share of the predict
-   time is then large, so the time of backbone + FPN alone is shown too.
+   beside mmdet's ResNet-50 Mask R-CNN: predict time at 800x1333, batch 1
+   (score threshold 0: each image keeps ``max_per_img`` boxes and masks, as a
+   trained detector at most does), of which backbone + FPN, and the training
+   step time (batch 2).
 4. Backbone training step time and peak memory without and with
    ``with_cp`` (gradient checkpointing), batch 16 at 224x224.
 5. The backbone's BatchNorm trained (the default detection and segmentation
@@ -34,27 +37,27 @@ Tables, all measured in one run:
    CUDA, 512x512 on CPU).
 6. ONNX Runtime (CPU) beside PyTorch, both on the deploy form: the
    classifiers at 224x224 (batch 1 and 16) and Semantic FPN with
-   MobileViGv2-M at 512x512 (batch 1), exported by ``pytorch2onnx.py``'s
-   code with dynamic sizes and timed interleaved with PyTorch.
+   MobileViGv2-M at 512x512 (batch 1), exported with dynamic sizes.
 
-Method: ``--warmup`` untimed runs, then ``--repeats`` timed runs; the median is
-reported. The training and deploy forms of a classifier are timed interleaved
-(one run of each in turn), so that load from elsewhere on a shared machine
-slows both alike. Inference runs under ``torch.inference_mode()``. A training
-step is forward, loss (the mean of the outputs for a backbone, the detector's
-losses for Mask R-CNN), backward and an AdamW update. MACs are counted by
-mmengine's ``FlopAnalyzer`` as ``get_flops.py`` does (convolutions, matmuls,
-norms; not the elementwise graph ops). Peak memory is that of the tensors alive
-during one training step above those alive before it (parameters, optimizer
-state, input), gradients included: on CUDA from
-``torch.cuda.max_memory_allocated``, on CPU from the allocation and free events
-of PyTorch's CPU allocator recorded by ``torch.profiler``
-(``profile_memory=True``), replayed in time order. It leaves out memory that
-does not go through PyTorch's allocator (oneDNN scratch space, Python objects)
-and the allocator's own slack, so it is below the process's RSS.
+Method: every run is one ``torch.utils.benchmark.Timer`` measurement, after
+``--warmup`` untimed runs; the median of ``--repeats`` runs is reported. The
+forms of one model (and the reference implementation of it) are timed
+interleaved, one run of each in turn, so that load from elsewhere on a
+shared machine slows them alike and their ratios hold. Inference runs under
+``torch.inference_mode()``. A training step is forward, loss (the mean of the
+outputs for a backbone, the detector's losses for Mask R-CNN), backward and
+an AdamW update. MACs are counted by mmengine's ``FlopAnalyzer`` as
+``get_flops.py`` does (convolutions, matmuls, norms; not the elementwise
+graph ops). Peak memory is that of the tensors alive during one training
+step above those alive before it, gradients included: on CUDA
+``torch.cuda.max_memory_allocated``, on CPU the allocations and frees that
+``torch.profiler`` records (``profile_memory=True``) in time order. It leaves
+out memory that does not go through PyTorch's allocator (oneDNN scratch
+space, Python objects), so it is below the process's RSS.
 """
 import argparse
 import datetime
+import importlib.util
 import os
 import platform
 import statistics
@@ -62,18 +65,22 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from torch.utils.benchmark import Timer
 
-from mvig2_mm.cli.export import count
-from mvig2_mm.models import MobileViGv2
-from mvig2_mm.models.backbones import BACKBONES
-
-ARCHS = tuple(MobileViGv2.arch_settings)
-FAMILIES = tuple(BACKBONES)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+ARCHS = ('ti', 's', 'm', 'b')
+FAMILIES = ('MobileViGv2', 'MobileViG', 'GreedyViG')
 ARCH_NAMES = dict(ti='Ti', s='S', m='M', b='B')
+# the reference's model file and factory name of each family (MobileViG's
+# is in MobileViGv2's repository too; GreedyViG's in SLDGroup/GreedyViG)
+REFERENCE = dict(MobileViGv2=('models/mobilevigv2.py', 'mobilevigv2_{}'),
+                 MobileViG=('models/mobilevig.py', 'mobilevig_{}'),
+                 GreedyViG=('models/greedyvig.py', 'GreedyViG_{}'))
 # (name in the table, mmpretrain model name, has a deploy form)
 BASELINES = (
     ('EfficientFormer-L1', 'efficientformer-l1_3rdparty_8xb128_in1k', False),
@@ -86,8 +93,8 @@ DET_CONFIGS = (
     ('Mask R-CNN MobileViGv2-M', 'configs/detection/maskrcnn_mvig2_m.py'),
     ('Mask R-CNN ResNet-50', 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
 )
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+SEG_CONFIG = ('Semantic FPN MobileViGv2-M',
+              'configs/segmentation/semfpn_mvig2_m.py')
 
 
 def parse_args(argv=None):
@@ -102,8 +109,18 @@ def parse_args(argv=None):
                         default=list(ARCHS), help='variants')
     parser.add_argument('--families', nargs='+', choices=FAMILIES,
                         default=list(FAMILIES),
-                        help='table 1/2: MobileViGv2 and its predecessor '
-                        'MobileViG')
+                        help='table 1/2: MobileViGv2, its predecessor '
+                        'MobileViG and GreedyViG (variants of --archs that '
+                        'a family has)')
+    parser.add_argument('--compile', action='store_true',
+                        help='table 1/2: also the deploy form compiled by '
+                        'torch.compile (inductor, weights frozen)')
+    parser.add_argument('--reference', metavar='DIR', nargs='+', default=[],
+                        help='table 1/2: also the reference implementation, '
+                        'from checkouts of github.com/SLDGroup/MobileViGv2 '
+                        '(MobileViGv2 and MobileViG) and SLDGroup/GreedyViG '
+                        '(their models/ import timm, which must be '
+                        'importable)')
     parser.add_argument('--repeats', type=int, default=10,
                         help='timed runs per measurement (median reported); '
                         'training steps use a half (backbone) or a third '
@@ -130,9 +147,16 @@ def parse_args(argv=None):
         parser.error('--device cuda: no CUDA device is available')
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error('--repeats and --threads must be >= 1, --warmup >= 0')
+    for directory in args.reference:
+        if not any(os.path.isfile(os.path.join(directory, path))
+                   for path, _ in REFERENCE.values()):
+            parser.error(f'--reference {directory}: no models/'
+                         f'{{mobilevigv2,mobilevig,greedyvig}}.py there (a '
+                         f'checkout of SLDGroup/MobileViGv2 or GreedyViG)')
     args.size, args.batch = 224, 16
     args.det_size, args.det_batch = (800, 1333), 2
-    # Tune mode's Mask R-CNN step: the real size where it is quick enough
+    # the BatchNorm recipes' Mask R-CNN step: the real size where it is
+    # quick enough
     args.tune_det_size = (800, 1333) if args.device == 'cuda' else (512, 512)
     args.seg_size = (512, 512)
     if args.quick:
@@ -152,11 +176,8 @@ class Bench:
         self.device = torch.device(args.device)
         self.amp = args.amp
         self.channels_last = args.channels_last
+        self.threads = args.threads
         self.repeats, self.warmup = args.repeats, args.warmup
-
-    def sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
 
     def autocast(self):
         if not self.amp:
@@ -175,38 +196,33 @@ class Bench:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def time(self, fn: Callable[[], object], repeats: Optional[int] = None,
-             warmup: Optional[int] = None) -> float:
-        """Median seconds of ``fn()`` after the warm-up runs."""
-        return self.time_interleaved([fn], repeats, warmup)[0]
-
-    def time_interleaved(self, fns: List[Callable[[], object]],
-                         repeats: Optional[int] = None,
-                         warmup: Optional[int] = None) -> List[float]:
-        """Median seconds of each of ``fns``, their timed runs taken in turn
-        (one of each, then again), so that a change of load on a shared
-        machine slows all of them alike and their ratios hold."""
+    def time(self, fns: Dict[str, Callable[[], object]],
+             repeats: Optional[int] = None,
+             warmup: Optional[int] = None) -> Dict[str, float]:
+        """Median seconds of each of ``fns``, their runs (one
+        ``torch.utils.benchmark`` measurement each, which synchronises CUDA)
+        taken in turn: one of each, then again."""
+        timers = {name: Timer('fn()', globals=dict(fn=fn),
+                              num_threads=self.threads)
+                  for name, fn in fns.items()}
         for _ in range(self.warmup if warmup is None else warmup):
-            for fn in fns:
-                fn()
-        self.sync()
-        times: List[List[float]] = [[] for _ in fns]
+            for timer in timers.values():
+                timer.timeit(1)
+        times: Dict[str, List[float]] = {name: [] for name in fns}
         for _ in range(repeats or self.repeats):
-            for fn, fn_times in zip(fns, times):
-                start = time.perf_counter()
-                fn()
-                self.sync()
-                fn_times.append(time.perf_counter() - start)
-        return [statistics.median(t) for t in times]
+            for name, timer in timers.items():
+                times[name].append(timer.timeit(1).median)
+        return {name: statistics.median(t) for name, t in times.items()}
 
-    def infer(self, models: List[nn.Module], x: torch.Tensor) -> List[float]:
+    def infer(self, models: Dict[str, nn.Module],
+              x: torch.Tensor) -> Dict[str, float]:
         """Median inference seconds of each model on ``x``, interleaved."""
         def runner(model):
             def run():
                 with torch.inference_mode(), self.autocast():
                     model(x)
             return run
-        return self.time_interleaved([runner(model) for model in models])
+        return self.time({name: runner(m) for name, m in models.items()})
 
     def train_step(self, model: nn.Module,
                    loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
@@ -237,17 +253,29 @@ class Bench:
         with profile(activities=[ProfilerActivity.CPU],
                      profile_memory=True) as prof:
             step()
-        try:  # the raw events, in time order (the averaged ones lose it)
-            events = sorted((e for e in prof.profiler.kineto_results.events()
-                             if e.name() == '[memory]'),
-                            key=lambda e: e.start_ns())
-        except AttributeError:  # another torch's profiler internals
-            return float('nan')
+        # the profiler's raw events, in time order: its averaged events
+        # attribute memory to operators and lose the order of the frees
+        events = sorted((e for e in prof.profiler.kineto_results.events()
+                         if e.name() == '[memory]'),
+                        key=lambda e: e.start_ns())
         alive = peak = 0
         for event in events:
             alive += event.nbytes()  # negative for a free
             peak = max(peak, alive)
         return peak
+
+
+def compiled(model: nn.Module, inputs: List[torch.Tensor]
+             ) -> Tuple[nn.Module, float]:
+    """``torch.compile`` of an inference model (inductor, weights frozen as
+    constants) and the seconds its first call at each input took: the
+    compile time."""
+    model = torch.compile(model, options={'freezing': True})
+    start = time.perf_counter()
+    for x in inputs:
+        with torch.inference_mode():
+            model(x)
+    return model, time.perf_counter() - start
 
 
 def matmul_gflops(bench: Bench) -> float:
@@ -256,49 +284,82 @@ def matmul_gflops(bench: Bench) -> float:
     dtype = torch.float16 if bench.amp else torch.float32
     a = torch.randn(n, n, device=bench.device, dtype=dtype)
     b = torch.randn(n, n, device=bench.device, dtype=dtype)
-    seconds = bench.time(lambda: torch.mm(a, b), repeats=max(
-        bench.repeats, 5))
+    seconds = bench.time({'mm': lambda: torch.mm(a, b)},
+                         repeats=max(bench.repeats, 5))['mm']
     return 2 * n**3 / seconds / 1e9
 
 
 # ---------------------------------------------------------------- models
-def mobilevig_classifier(arch: str, family: str) -> nn.Module:
-    """The reference ImageNet classifier of a MobileViGv2 / MobileViG
-    variant."""
+def our_classifier(arch: str, family: str) -> nn.Module:
+    """The ImageNet classifier of a MobileViGv2 / MobileViG variant."""
     from mmpretrain.registry import MODELS
 
     from mvig2_mm.models import imagenet_classifier_cfg
     return MODELS.build(imagenet_classifier_cfg(arch, backbone=family))
 
 
-def classifiers(args) -> List[Tuple[str, str, Callable[[], nn.Module]]]:
-    """(model, form, builder) for tables 1 and 2."""
+_REFERENCE_MODULES: Dict[str, object] = {}
+
+
+def reference_classifier(directories: List[str], family: str, arch: str
+                         ) -> Optional[nn.Module]:
+    """The reference implementation's classifier (``models/`` of a checkout
+    of the authors' repository), its file imported once; None when no
+    directory has it."""
+    path, factory = REFERENCE[family]
+    if family not in _REFERENCE_MODULES:
+        found = [d for d in directories
+                 if os.path.isfile(os.path.join(d, path))]
+        if not found:
+            return None
+        spec = importlib.util.spec_from_file_location(
+            f'reference_{family.lower()}', os.path.join(found[0], path))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # timm's registry looks it up
+        spec.loader.exec_module(module)
+        _REFERENCE_MODULES[family] = module
+    name = factory.format(arch.upper() if family == 'GreedyViG' else arch)
+    return getattr(_REFERENCE_MODULES[family], name)()
+
+
+def classifier_forms(args, family: str, arch: str
+                     ) -> Dict[str, Callable[[], nn.Module]]:
+    """Table 1's forms of one of our models: {form: builder}."""
+    from mvig2_mm.deployment.models import Logits
     from mvig2_mm.models.utils import switch_to_deploy
-    rows = []
-    for family in args.families:
-        for arch in args.archs:
-            name = f'{family}-{ARCH_NAMES[arch]}'
-            rows.append((name, 'train', lambda a=arch, f=family:
-                         mobilevig_classifier(a, f)))
-            rows.append((name, 'deploy', lambda a=arch, f=family:
-                         switch_to_deploy(mobilevig_classifier(a, f).eval())))
+    forms = {
+        'train': lambda: Logits(our_classifier(arch, family)),
+        'deploy': lambda: Logits(switch_to_deploy(
+            our_classifier(arch, family).eval())),
+    }
+    if any(os.path.isfile(os.path.join(d, REFERENCE[family][0]))
+           for d in args.reference):  # image -> logits in eval mode
+        forms['reference'] = lambda: reference_classifier(args.reference,
+                                                          family, arch)
+    return forms
+
+
+def baseline_forms(args) -> List[Tuple[str, Dict[str, Callable]]]:
     if args.no_baselines:
-        return rows
+        return []
     from mmpretrain import get_model
+
+    from mvig2_mm.deployment.models import Logits
+    from mvig2_mm.models.utils import switch_to_deploy
     baselines = BASELINES
     if args.quick:
         baselines = [b for b in BASELINES if b[0] == 'MobileOne-S1']
+    rows = []
     for name, model_name, has_deploy in baselines:
-        rows.append((name, 'train', lambda m=model_name: get_model(
-            m, pretrained=False)))
+        forms = {'train': lambda m=model_name: Logits(
+            get_model(m, pretrained=False))}
         if has_deploy:
-            rows.append((name, 'deploy',
-                         lambda m=model_name: switch_to_deploy(
-                             get_model(m, pretrained=False).eval())))
+            forms['deploy'] = lambda m=model_name: Logits(switch_to_deploy(
+                get_model(m, pretrained=False).eval()))
+        rows.append((name, forms))
     return rows
 
 
-# ---------------------------------------------------------------- tables
 def print_table(title: str, header: List[str], rows: List[List[str]]) -> None:
     print(f'\n### {title}\n')
     print('| ' + ' | '.join(header) + ' |')
@@ -309,37 +370,57 @@ def print_table(title: str, header: List[str], rows: List[List[str]]) -> None:
 
 
 def classifier_tables(args, bench: Bench) -> None:
+    from mvig2_mm.deployment.analysis import count
     shape = (args.size, args.size)
-    results = []
-    rows = classifiers(args)
-    for name in dict.fromkeys(row[0] for row in rows):  # in order
-        # the forms of one model are timed interleaved: their ratio holds
-        forms = [(form, build().eval()) for row_name, form, build in rows
-                 if row_name == name]
-        counts = [count(model, shape) for _, model in forms]  # on CPU
-        models = [bench.prepare(model) for _, model in forms]
-        latencies = bench.infer(models, bench.input(1, shape))
-        batch_times = bench.infer(models, bench.input(args.batch, shape))
-        for (form, _), (params, macs), latency, batch_time in zip(
-                forms, counts, latencies, batch_times):
-            results.append((name, form, params, macs, latency, batch_time))
-        del forms, models
+    from mvig2_mm.models.backbones import BACKBONES
+    cases = [(f'{family}-{ARCH_NAMES[arch]}',
+              classifier_forms(args, family, arch))
+             for family in args.families for arch in args.archs
+             if arch in BACKBONES[family].arch_settings]
+    results = []  # (model, form, params, MACs, latency, batch time, compile)
+    x1, xb = bench.input(1, shape), bench.input(args.batch, shape)
+    for name, builders in cases + baseline_forms(args):
+        # the forms of one model are timed interleaved: their ratios hold
+        models = {form: build().eval() for form, build in builders.items()}
+        counts = {form: count(model, shape) for form, model in models.items()}
+        models = {form: bench.prepare(m) for form, m in models.items()}
+        compile_time = {}
+        if args.compile and 'deploy' in models and name.startswith(
+                FAMILIES):
+            models['compiled'], compile_time['compiled'] = compiled(
+                models['deploy'], [x1, xb])
+            counts['compiled'] = counts['deploy']
+        latency, batch_time = bench.infer(models, x1), bench.infer(models, xb)
+        for form in models:
+            results.append((name, form, *counts[form], latency[form],
+                            batch_time[form], compile_time.get(form)))
+        del models
     size = f'{shape[0]}x{shape[1]}'
+
+    def versus(name: str, form: str, other: str) -> str:
+        base = [r for r in results if r[:2] == (name, other)]
+        mine = [r for r in results if r[:2] == (name, form)][0]
+        if not base or form == other:
+            return ''
+        return f'{base[0][4] / mine[4]:.2f}x / {base[0][5] / mine[5]:.2f}x'
     if 1 in args.tables:
         print_table(
             f'1. Classifiers at {size}: latency (batch 1) and throughput '
             f'(batch {args.batch})',
             ['model', 'form', 'params (M)', 'MACs (G)', 'latency (ms)',
-             'throughput (img/s)', 'deploy speed-up (batch 1 / '
-             f'{args.batch})'],
+             'throughput (img/s)', 'compile (s)',
+             f'speed vs train form (batch 1 / {args.batch})',
+             f'speed vs reference (batch 1 / {args.batch})'],
             [[name, form, f'{params / 1e6:.2f}', f'{macs / 1e9:.2f}',
               f'{latency * 1e3:.1f}', f'{args.batch / batch_time:.1f}',
-              _speedup(results, name, form)]
-             for name, form, params, macs, latency, batch_time in results])
+              '' if seconds is None else f'{seconds:.0f}',
+              versus(name, form, 'train'), versus(name, form, 'reference')]
+             for name, form, params, macs, latency, batch_time, seconds
+             in results])
     if 2 in args.tables:
         ceiling = matmul_gflops(bench)
         rows = []
-        for name, form, _, macs, latency, batch_time in results:
+        for name, form, _, macs, latency, batch_time, _ in results:
             at_1 = 2 * macs / latency / 1e9
             at_b = 2 * macs * args.batch / batch_time / 1e9
             rows.append([name, form, f'{at_1:.1f}', f'{at_b:.1f}',
@@ -351,17 +432,6 @@ def classifier_tables(args, bench: Bench) -> None:
             f'matmul {ceiling:.0f} GFLOP/s',
             ['model', 'form', 'GFLOP/s batch 1', f'GFLOP/s batch {args.batch}',
              'of ceiling (1)', f'of ceiling ({args.batch})'], rows)
-
-
-def _speedup(results, name: str, form: str) -> str:
-    if form != 'deploy':
-        return ''
-    train = [r for r in results if r[0] == name and r[1] == 'train']
-    if not train:
-        return ''
-    _, _, _, _, latency, batch_time = train[0]
-    mine = [r for r in results if r[0] == name and r[1] == form][0]
-    return f'{latency / mine[4]:.2f}x / {batch_time / mine[5]:.2f}x'
 
 
 def build_detector(config: str, quick: bool = False,
@@ -386,24 +456,31 @@ def build_detector(config: str, quick: bool = False,
     return MODELS.build(cfg.model)
 
 
-def detection_table(args, bench: Bench) -> None:
+def detector_inputs(model: nn.Module, batch: int, size: Tuple[int, int],
+                    training: bool) -> dict:
     from mmdet.testing import demo_mm_inputs
-    height, width = args.det_size
+    torch.manual_seed(0)
+    packed = demo_mm_inputs(batch, [(3, *size)] * batch,
+                            num_items=[5] * batch, with_mask=True,
+                            num_classes=80)
+    return model.data_preprocessor(packed, training)
+
+
+def detector_loss(model: nn.Module, data: dict) -> Callable[[], torch.Tensor]:
+    return lambda: model.parse_losses(model(**data, mode='loss'))[0]
+
+
+def detection_table(args, bench: Bench) -> None:
     rows = []
     for name, config in DET_CONFIGS:
         forms = [('train', False)]
         if 'MobileViGv2' in name:
             forms.append(('deploy backbone', True))
         for form, deployed in forms:
-            model = bench.prepare(build_detector(config, args.quick))
+            model = bench.prepare(build_detector(config, args.quick)).eval()
             if deployed:
-                model.backbone.eval()
                 model.backbone.switch_to_deploy()
-            torch.manual_seed(0)
-            packed = demo_mm_inputs(1, [(3, height, width)], with_mask=True,
-                                    num_classes=80)
-            model.eval()
-            data = model.data_preprocessor(packed, False)
+            data = detector_inputs(model, 1, args.det_size, False)
 
             def predict(model=model, data=data):
                 with torch.inference_mode(), bench.autocast():
@@ -412,28 +489,20 @@ def detection_table(args, bench: Bench) -> None:
             def features(model=model, data=data):
                 with torch.inference_mode(), bench.autocast():
                     model.extract_feat(data['inputs'])
-            predict_time = bench.time(predict)
-            feature_time = bench.time(features)
-            train_time = None
+            seconds = bench.time(dict(predict=predict, features=features))
+            train_time = ''
             if not deployed:
-                packed = demo_mm_inputs(
-                    args.det_batch, [(3, height, width)] * args.det_batch,
-                    num_items=[5] * args.det_batch, with_mask=True,
-                    num_classes=80)
                 model.train()
-                data = model.data_preprocessor(packed, True)
-
-                def loss(model=model, data=data):
-                    losses = model(**data, mode='loss')
-                    return model.parse_losses(losses)[0]
-                train_time = bench.time(bench.train_step(model, loss),
-                                        repeats=max(1, args.repeats // 3),
-                                        warmup=min(1, args.warmup))
-            rows.append([name, form, f'{predict_time * 1e3:.0f}',
-                         f'{feature_time * 1e3:.0f}',
-                         '' if train_time is None
-                         else f'{train_time * 1e3:.0f}'])
+                step = bench.train_step(model, detector_loss(
+                    model, detector_inputs(model, args.det_batch,
+                                           args.det_size, True)))
+                train_time = '{:.0f}'.format(1e3 * bench.time(
+                    dict(step=step), repeats=max(1, args.repeats // 3),
+                    warmup=min(1, args.warmup))['step'])
+            rows.append([name, form, f'{seconds["predict"] * 1e3:.0f}',
+                         f'{seconds["features"] * 1e3:.0f}', train_time])
             del model
+    height, width = args.det_size
     print_table(
         f'3. Mask R-CNN: predict at {height}x{width} (batch 1) and training '
         f'step (batch {args.det_batch})',
@@ -441,33 +510,53 @@ def detection_table(args, bench: Bench) -> None:
          f'training step (ms, batch {args.det_batch})'], rows)
 
 
-def checkpoint_table(args, bench: Bench) -> None:
-    from mvig2_mm.models import MobileViGv2
-    shape = (args.size, args.size)
+def training_rows(bench: Bench, args, cases) -> List[List[str]]:
+    """Step time and peak memory of each variant of each case:
+    ``cases`` are ``(name, input, [(variant, build() -> (model, loss))])``;
+    the changes are against a case's first variant."""
     rows = []
-    for arch in args.archs:
+    for name, size, variants in cases:
         base = None
-        for with_cp in (False, True):
-            model = bench.prepare(MobileViGv2(arch, with_cp=with_cp).train())
-            x = bench.input(args.batch, shape)
-
-            def loss(model=model, x=x):
-                return sum(out.float().mean() for out in model(x))
+        for variant, build in variants:
+            model, loss = build()
+            model.train()
             step = bench.train_step(model, loss)
-            seconds = bench.time(step, repeats=max(1, args.repeats // 2),
-                                 warmup=min(1, args.warmup))
+            seconds = bench.time(dict(step=step),
+                                 repeats=max(1, args.repeats // 2),
+                                 warmup=min(1, args.warmup))['step']
             peak = bench.peak_memory(step)
-            change = '' if base is None else f'{100 * (peak / base - 1):+.0f}%'
-            base = base or peak
-            rows.append([f'MobileViGv2-{ARCH_NAMES[arch]}', str(with_cp),
-                         f'{seconds * 1e3:.0f}', f'{peak / 2**20:.0f}',
-                         change])
-            del model
+            change = '' if base is None else (
+                f'{100 * (peak / base[0] - 1):+.0f}% / '
+                f'{100 * (seconds / base[1] - 1):+.0f}%')
+            base = base or (peak, seconds)
+            rows.append([name, size, variant, f'{seconds * 1e3:.0f}',
+                         f'{peak / 2**20:.0f}', change])
+            del model, step
+    return rows
+
+
+def backbone_case(bench: Bench, args, arch: str, **options):
+    from mvig2_mm.models import MobileViGv2
+
+    def build():
+        model = bench.prepare(MobileViGv2(arch, **options))
+        x = bench.input(args.batch, (args.size, args.size))
+        return model, lambda: sum(out.float().mean() for out in model(x))
+    return build
+
+
+def checkpoint_table(args, bench: Bench) -> None:
+    size = f'{args.batch} x {args.size}x{args.size}'
+    cases = [(f'MobileViGv2-{ARCH_NAMES[arch]}', size,
+              [(str(with_cp), backbone_case(bench, args, arch,
+                                            with_cp=with_cp))
+               for with_cp in (False, True)]) for arch in args.archs]
     print_table(
-        f'4. Backbone training step (batch {args.batch}, '
-        f'{shape[0]}x{shape[1]}): time and peak tensor memory',
-        ['backbone', 'with_cp', 'step (ms)', 'peak memory (MiB)',
-         'memory vs without'], rows)
+        f'4. Backbone training step (batch {args.batch}, {args.size}x'
+        f'{args.size}): time and peak tensor memory',
+        ['backbone', 'batch x input', 'with_cp', 'step (ms)',
+         'peak memory (MiB)', 'memory / time vs without'],
+        training_rows(bench, args, cases))
 
 
 def bn_recipe_table(args, bench: Bench) -> None:
@@ -475,63 +564,33 @@ def bn_recipe_table(args, bench: Bench) -> None:
     configs, as the reference ran) and frozen with Tune mode (the
     ``*_frozen-bn.py`` configs), with frozen BN without Tune mode between
     them for Tune mode's own share."""
-    from mmdet.testing import demo_mm_inputs
     recipes = (('trained', {}), ('frozen', dict(norm_eval=True)),
                ('frozen + Tune mode', dict(norm_eval=True,
                                            efficient_conv_bn_eval=True)))
-    shape = (args.size, args.size)
-    cases = []  # (name, input, builder(backbone options) -> (model, loss))
-    for arch in args.archs:
-        def backbone(options, arch=arch):
-            model = bench.prepare(MobileViGv2(arch, drop_path_rate=0.1,
-                                              **options))
-            x = bench.input(args.batch, shape)
-            return model, lambda: sum(out.float().mean() for out in model(x))
-        cases.append((f'MobileViGv2-{ARCH_NAMES[arch]}',
-                      f'{args.batch} x {shape[0]}x{shape[1]}', backbone))
-
-    height, width = args.tune_det_size
+    size = f'{args.batch} x {args.size}x{args.size}'
+    cases = [(f'MobileViGv2-{ARCH_NAMES[arch]}', size,
+              [(recipe, backbone_case(bench, args, arch, drop_path_rate=0.1,
+                                      **options))
+               for recipe, options in recipes]) for arch in args.archs]
 
     def mask_rcnn(options):
-        model = bench.prepare(build_detector(DET_CONFIGS[0][1], args.quick,
-                                             options))
-        torch.manual_seed(0)
-        packed = demo_mm_inputs(
-            args.det_batch, [(3, height, width)] * args.det_batch,
-            num_items=[5] * args.det_batch, with_mask=True, num_classes=80)
-        data = model.data_preprocessor(packed, True)
-        return model, lambda: model.parse_losses(
-            model(**data, mode='loss'))[0]
+        def build():
+            model = bench.prepare(build_detector(DET_CONFIGS[0][1],
+                                                 args.quick, options))
+            return model, detector_loss(model, detector_inputs(
+                model, args.det_batch, args.tune_det_size, True))
+        return build
+    height, width = args.tune_det_size
     cases.append((DET_CONFIGS[0][0], f'{args.det_batch} x {height}x{width}',
-                  mask_rcnn))
-
-    rows = []
-    for name, size, build in cases:
-        base = None
-        for recipe, options in recipes:
-            model, loss = build(options)
-            model.train()
-            step = bench.train_step(model, loss)
-            seconds = bench.time(step, repeats=max(1, args.repeats // 2),
-                                 warmup=min(1, args.warmup))
-            peak = bench.peak_memory(step)
-            change = '' if base is None else (
-                f'{100 * (peak / base[0] - 1):+.0f}% / '
-                f'{100 * (seconds / base[1] - 1):+.0f}%')
-            base = base or (peak, seconds)
-            rows.append([name, size, recipe, f'{seconds * 1e3:.0f}',
-                         f'{peak / 2**20:.0f}', change])
-            del model, step
+                  [(recipe, mask_rcnn(options))
+                   for recipe, options in recipes]))
     print_table(
         '5. Backbone BatchNorm trained (default configs) or frozen with '
         'Tune mode (*_frozen-bn.py): training step time and peak tensor '
         'memory',
         ['model', 'batch x input', 'backbone BatchNorm', 'step (ms)',
-         'peak memory (MiB)', 'memory / time vs trained'], rows)
-
-
-SEG_CONFIG = ('Semantic FPN MobileViGv2-M',
-              'configs/segmentation/semfpn_mvig2_m.py')
+         'peak memory (MiB)', 'memory / time vs trained'],
+        training_rows(bench, args, cases))
 
 
 def onnxruntime_table(args, bench: Bench) -> None:
@@ -544,7 +603,8 @@ def onnxruntime_table(args, bench: Bench) -> None:
     except ImportError:
         print('\n(table 6 needs onnxruntime: pip install -e .[deploy])')
         return
-    from mvig2_mm.cli.export import build_export_model, export
+    from mvig2_mm.deployment.models import build_export_model
+    from mvig2_mm.deployment.onnx import export
     shape = (args.size, args.size)
     cases = [(f'MobileViGv2-{ARCH_NAMES[arch]}',
               lambda arch=arch: build_export_model(arch=arch), shape,
@@ -574,42 +634,18 @@ def onnxruntime_table(args, bench: Bench) -> None:
 
                 def in_onnxruntime(session=session, feed=feed):
                     session.run(None, feed)
-                seconds = bench.time_interleaved([in_torch, in_onnxruntime])
+                seconds = bench.time(dict(torch=in_torch,
+                                          onnxruntime=in_onnxruntime))
                 rows.append([name, f'{batch} x {size[0]}x{size[1]}',
-                             f'{seconds[0] * 1e3:.1f}',
-                             f'{seconds[1] * 1e3:.1f}',
-                             f'{seconds[0] / seconds[1]:.2f}x'])
+                             f'{seconds["torch"] * 1e3:.1f}',
+                             f'{seconds["onnxruntime"] * 1e3:.1f}',
+                             f'{seconds["torch"] / seconds["onnxruntime"]:.2f}'
+                             'x'])
             del model, session
     print_table(
         f'6. ONNX Runtime {ort.__version__} (CPU) beside PyTorch, deploy '
         f'form', ['model', 'batch x input', 'PyTorch (ms)',
                   'onnxruntime (ms)', 'onnxruntime speed-up'], rows)
-
-
-class OtherLoad:
-    """Share of the machine's CPU time that other processes used between
-    creation and :meth:`share` (Linux ``/proc/stat``; None elsewhere)."""
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> Optional[Tuple[float, float, float]]:
-        try:
-            with open('/proc/stat') as f:
-                ticks = [int(v) for v in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf('SC_CLK_TCK')
-        own = os.times()
-        return busy, own.user + own.system, time.monotonic()
-
-    def share(self) -> Optional[float]:
-        end = self._sample()
-        if self.start is None or end is None:
-            return None
-        busy, own, wall = (b - a for a, b in zip(self.start, end))
-        return max(0., busy - own) / (wall * (os.cpu_count() or 1))
 
 
 def machine(args) -> str:
@@ -627,10 +663,13 @@ def machine(args) -> str:
     extras = [flag for flag, on in (('AMP float16', args.amp),
                                     ('channels-last', args.channels_last))
               if on]
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     return (text + (f' ({", ".join(extras)})' if extras else '')
-            + ('' if load is None else f'; load average {load:.2f} at start')
-            + f'; median of {args.repeats} runs after {args.warmup} warm-up')
+            + f'; load average {load_average()} at start; median of '
+            f'{args.repeats} runs after {args.warmup} warm-up')
+
+
+def load_average() -> str:
+    return f'{os.getloadavg()[0]:.2f}' if hasattr(os, 'getloadavg') else '?'
 
 
 def main(argv=None) -> int:
@@ -638,7 +677,6 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     import mvig2_mm  # noqa: F401
     bench = Bench(args)
-    other = OtherLoad()
     print(f'Machine: {machine(args)}')
     if args.quick:
         print('(--quick: a smoke run on tiny inputs; its numbers mean '
@@ -653,11 +691,8 @@ def main(argv=None) -> int:
         bn_recipe_table(args, bench)
     if 6 in args.tables:
         onnxruntime_table(args, bench)
-    share = other.share()
-    if share is not None:
-        print(f'\nOther processes used {100 * share:.0f}% of the CPUs during '
-              f'the run' + (' (the numbers are disturbed)' if share > 0.05
-                            else '') + '.')
+    print(f'\nLoad average at the end: {load_average()} (over 1 minute; '
+          f'{args.threads} threads were ours).')
     return 0
 
 

@@ -10,7 +10,8 @@ For a config, the part counted is ``model.extract_feat`` (backbone + neck),
 as in mmdet's/mmpretrain's own tools; ``--arch`` counts the backbone alone and
 the full classifier (backbone + head with the distillation classifier).
 MACs are counted by mmengine's analyzer (convolutions and matmuls; the graph
-conv's max/roll are elementwise and not counted).
+conv's max/roll are elementwise and not counted;
+``mvig2_mm.deployment.count``).
 """
 import argparse
 import os.path as osp
@@ -18,12 +19,16 @@ import sys
 
 import torch.nn as nn
 
-from mvig2_mm.cli.export import count
+from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
+from mvig2_mm.deployment import count
 from mvig2_mm.models.backbones import BACKBONES
+
+PROG = 'tools/analysis_tools/get_flops.py'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('config', nargs='?', help='model config file')
     parser.add_argument('--arch', choices=['ti', 's', 'm', 'b'],
                         help='count a variant instead of a config')
@@ -33,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs='+', default=[224],
                         help='input size: one int (square) or H W')
     parser.add_argument('--num-classes', type=int, default=1000)
+    add_debug_argument(parser)
     args = parser.parse_args(argv)
     if bool(args.config) == bool(args.arch):
         parser.error('give either a config file or --arch')
@@ -83,7 +89,7 @@ def config_models(path: str):
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     if not osp.isfile(path):
-        raise SystemExit(f'error: config file not found: {path}')
+        raise ToolError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     model = MODELS.build(cfg.model)
@@ -91,7 +97,9 @@ def config_models(path: str):
             ('backbone', model.backbone)]
 
 
+@tool_main(PROG)
 def main(argv=None) -> int:
+    """Count with the command line ``argv`` (default: ``sys.argv[1:]``)."""
     args = parse_args(argv)
     import mvig2_mm  # noqa: F401
     shape = tuple(args.shape * 2 if len(args.shape) == 1 else args.shape)

@@ -18,7 +18,7 @@ image (the segmentor's ``data_preprocessor``: subtract ``mean``, divide by
 ``std``, RGB); a one-stage detector (RetinaNet, FCOS, ...) gives its head's
 raw outputs ``cls_score_{l}``, ``bbox_pred_{l}`` (``score_factor_{l}``),
 decoded with mmdet's NMS outside the graph by
-``mvig2_mm.cli.export.detections_from_outputs``; a backbone
+``mvig2_mm.deployment.detections_from_outputs``; a backbone
 (``--backbone-only``, also from a two-stage detector's config) gives
 ``stage0`` .. ``stage3``.
 ``--dynamic`` makes batch, height and width dynamic: the graph's hop-K
@@ -36,16 +36,22 @@ only ``onnx``; dynamic sizes from 32 px). ``--dynamo`` uses the
 ``onnxscript``; dynamic sizes from 33 px, since torch.export treats a size
 of 1 apart and the last stage of a 32 px input is 1x1). onnxruntime is
 needed for ``--verify``. ``pip install -e .[deploy]`` installs all of them.
+A mistake of the user's ends the tool with one line (``--debug``: its
+traceback too).
 """
 import sys
 
-from mvig2_mm.cli.export import (DYNAMIC_CHECKS, MIN_DYNAMIC_SIZE,
-                                 check_model_args, export, export_parser,
-                                 model_from_args, verify)
+from mvig2_mm.cli.export import (check_model_args, export_parser,
+                                 model_from_args)
+from mvig2_mm.cli.tool import ToolError, tool_main
+from mvig2_mm.deployment import (DYNAMIC_CHECKS, MIN_DYNAMIC_SIZE, export,
+                                 verify)
+
+PROG = 'tools/deployment/pytorch2onnx.py'
 
 
 def parse_args(argv=None):
-    parser = export_parser(__doc__)
+    parser = export_parser(PROG, __doc__)
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width')
@@ -65,19 +71,19 @@ def parse_args(argv=None):
     return args
 
 
+@tool_main(PROG)
 def main(argv=None) -> int:
+    """Export with the command line ``argv`` (default: ``sys.argv[1:]``).
+    """
     args = parse_args(argv)
     model = model_from_args(args, 'exporting')
-    if model is None:
-        return 1
     height, width = args.shape
     try:
         names = export(model, (height, width), args.out, args.dynamic,
                        args.opset, args.dynamo)
     except ImportError as e:
-        print(f'error: {e.name or e} is not installed (pip install -e '
-              f'.[deploy])', file=sys.stderr)
-        return 1
+        raise ToolError(f'{e.name or e} is not installed (pip install -e '
+                        f'.[deploy])') from e
     exporter = 'torch.export' if args.dynamo else 'TorchScript'
     print(f'Wrote {args.out} ({exporter} exporter): input (N, 3, H, W) -> '
           f'{", ".join(names)}; '
@@ -89,9 +95,11 @@ def main(argv=None) -> int:
             sizes += list(DYNAMIC_CHECKS)
         try:
             report = verify(model, args.out, sizes)
+        except ImportError as e:
+            raise ToolError(f'{e.name or e} is not installed (pip install '
+                            f'-e .[deploy])') from e
         except AssertionError as e:
-            print(f'error: verification failed: {e}', file=sys.stderr)
-            return 1
+            raise ToolError(f'verification failed: {e}') from e
         for shape, diff in report:
             print(f'  onnxruntime == PyTorch for input {shape}: largest '
                   f'difference {diff:.1e}')

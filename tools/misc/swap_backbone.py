@@ -8,7 +8,8 @@ Example:
 
 BASE_CONFIG is a file or ``package::path`` inside an installed package's
 configs. The written file is self-contained (bases merged). See
-``mvig2_mm.apis.swap_backbone`` for exactly what changes.
+``mvig2_mm.apis.swap_backbone`` for exactly what changes. A mistake of the
+user's ends the tool with one line (``--debug``: its traceback too).
 """
 import argparse
 import os
@@ -18,14 +19,17 @@ import sys
 from mmengine.config import Config
 
 from mvig2_mm.apis.swap_backbone import DEFAULT_CHECKPOINT, swap_backbone
+from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
 from mvig2_mm.models import MobileViGv2
 from mvig2_mm.models.backbones import BACKBONES
+
+PROG = 'tools/misc/swap_backbone.py'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Write a config with MobileViGv2 (or MobileViG) as '
-        'backbone.')
+        prog=PROG, description='Write a config with MobileViGv2 (or '
+        'MobileViG) as backbone.')
     parser.add_argument('config', help='base config: a file or package::path '
                         '(e.g. mmdet::retinanet/retinanet_r50_fpn_1x_coco.py)')
     parser.add_argument('--arch', default='m',
@@ -42,6 +46,7 @@ def parse_args(argv=None):
                         f'{DEFAULT_CHECKPOINT})')
     parser.add_argument('--no-pretrained', action='store_true',
                         help='random backbone init instead of a checkpoint')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -50,15 +55,17 @@ def load_config(path: str) -> Config:
         from mmengine.hub import get_config
         return get_config(path)
     if not osp.isfile(path):
-        sys.exit(f'swap_backbone.py: error: config file not found: {path}')
+        raise ToolError(f'config file not found: {path}')
     return Config.fromfile(path)
 
 
-def main(argv=None):
+@tool_main(PROG)
+def main(argv=None) -> None:
+    """Write the config of the command line ``argv`` (default:
+    ``sys.argv[1:]``)."""
     args = parse_args(argv)
     if not args.out.endswith('.py'):
-        sys.exit(f'swap_backbone.py: error: --out must end in .py, got '
-                 f'{args.out}')
+        raise ToolError(f'--out must end in .py, got {args.out}')
     cfg = swap_backbone(load_config(args.config), arch=args.arch,
                         checkpoint=None if args.no_pretrained else
                         args.checkpoint, backbone=args.backbone)
@@ -69,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -20,7 +20,8 @@ its predecessor MobileViG), recognised from its keys:
 
 Every tool and config here also takes the published files as they are
 (converted while they load); the converter is for a file on disk. Converting
-a converted file changes nothing.
+a converted file changes nothing. A mistake of the user's ends the tool with
+one line (``--debug``: its traceback too).
 """
 import argparse
 import os
@@ -30,13 +31,18 @@ import sys
 import torch
 
 import mvig2_mm  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
+from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
 from mvig2_mm.models.backbones import BACKBONES
 from mvig2_mm.weights import (checkpoint_family, convert_checkpoint,
                               describe_arch, load_checkpoint_file)
+from mvig2_mm.weights.converter import EMA_KEYS, has_ema_weights
+
+PROG = 'tools/model_converters/mobilevigv2_to_mm.py'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog=PROG,
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='published checkpoint (path or URL)')
     parser.add_argument('dst', help='where to save the converted checkpoint')
     parser.add_argument('--ema', action='store_true',
@@ -44,17 +50,21 @@ def parse_args(argv=None):
                         "instead of 'state_dict' (the reference evaluates "
                         "'state_dict'; its detection and segmentation "
                         'backbones start from the EMA weights)')
+    add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
+@tool_main(PROG)
 def main(argv=None) -> int:
+    """Convert with the command line ``argv`` (default: ``sys.argv[1:]``).
+    """
     args = parse_args(argv)
-    try:
-        converted = convert_checkpoint(load_checkpoint_file(args.src),
-                                       use_ema=args.ema)
-    except (FileNotFoundError, KeyError) as e:
-        print(f'error: {e.args[0] if e.args else e}', file=sys.stderr)
-        return 1
+    content = load_checkpoint_file(args.src)
+    if args.ema and not has_ema_weights(content):
+        raise ToolError(f'--ema: {args.src} has no EMA weights (no '
+                        f'{" or ".join(EMA_KEYS)}); convert it without '
+                        f'--ema')
+    converted = convert_checkpoint(content, use_ema=args.ema)
     state_dict, meta = converted['state_dict'], converted['meta']
     meta.update(converted_from=osp.basename(args.src), ema=args.ema)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)

@@ -1,3 +1,4 @@
+from ...errors import ConfigError
 from .base import MobileViGBase
 from .mobilevig import MobileViG
 from .mobilevigv2 import MobileViGv2
@@ -9,10 +10,10 @@ BACKBONES = dict(MobileViGv2=MobileViGv2, MobileViG=MobileViG)
 def backbone_class(name: str) -> type:
     """The backbone class called ``name`` ('MobileViGv2' or 'MobileViG')."""
     if name not in BACKBONES:
-        raise ValueError(f'backbone must be one of {sorted(BACKBONES)}, got '
-                         f'{name!r}')
+        raise ConfigError(f'backbone must be one of {sorted(BACKBONES)}, '
+                          f'got {name!r}')
     return BACKBONES[name]
 
 
-__all__ = ['MobileViGBase', 'MobileViG', 'MobileViGv2', 'BACKBONES',
-           'backbone_class']
+__all__ = ['MobileViGBase', 'MobileViG', 'MobileViGv2',
+           'BACKBONES', 'backbone_class']

@@ -1,11 +1,13 @@
-"""What the MobileViG backbones share: the inverted residual block, the
-residual-branch plumbing (drop path, layer scales, gradient checkpointing,
-folding), and the backbone itself (arch presets, stem, stages, out_indices,
-freezing, pretrained loading, deploy form). Each family's module adds its own
-graph blocks and stage layout (:mod:`.mobilevig`, :mod:`.mobilevigv2`)."""
+"""What the MobileViG backbones share: the cyclic shifts of their graph
+convolutions, the inverted residual block, and the backbone itself (arch
+presets, stem, stages, out_indices, freezing, drop path rates, gradient
+checkpointing, pretrained loading, deploy form). Each family's module adds
+its own graph blocks and stage layout (:mod:`.mobilevig`,
+:mod:`.mobilevigv2`)."""
 import copy
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -15,220 +17,183 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...weights import (BACKBONE_FAMILIES, convert_backbone_keys_,
-                        load_pretrained, pretrained_cfg)
-from ..utils.fused_kernels import enable_fused_kernels
-from ..utils.fusion import DeployConvModule, fuse_conv_module
+from ...errors import ConfigError
+from ...weights import (convert_backbone_on_load_, load_pretrained,
+                        pretrained_cfg)
+from ..utils.fusion import fold_conv_module
 
 ConfigType = Dict
 Arch = Union[str, Dict[str, list]]
 
 
-def roll_reduce_(op: Callable, out: torch.Tensor, x: torch.Tensor,
-                 shift: int, dim: int) -> None:
-    """``out = op(out, torch.roll(x, shift, dim))`` in place, reading the two
-    slices of ``x`` directly instead of building the shifted copy
-    (``0 < shift < L``; ``op`` is ``torch.maximum`` or ``torch.minimum``).
-    The graph convolutions of both families aggregate their neighbours this
-    way when no gradients are needed."""
+def shifted(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """``x`` shifted cyclically by ``shift`` along ``dim`` as the reference
+    graph convolutions slice it: ``torch.roll(x, shift, dim)`` (element
+    ``r`` of the result is element ``(r - shift) mod L`` of ``x``) when
+    ``|shift| < L``, else ``x`` itself (``torch.roll`` would wrap a longer
+    shift around)."""
+    return torch.roll(x, shift, dim) if abs(shift) < x.shape[dim] else x
+
+
+def shifted_in_graph(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """:func:`shifted` for a captured graph (ONNX, ``torch.export``,
+    ``torch.compile``): a gather whose index the graph computes from the
+    size of ``x``, so that the graph is right for every input size rather
+    than for the one it was captured at."""
+    index = torch.arange(x.shape[dim], device=x.device)
+    length = torch.zeros_like(index) + x.shape[dim]  # computed by the graph
+    shift = torch.where(length > abs(shift), shift, 0)
+    return x.index_select(dim, torch.remainder(index - shift, length))
+
+
+def every_shift_in_graph(x: torch.Tensor, hop: int,
+                         dim: int) -> torch.Tensor:
+    """``x`` and its cyclic shifts by ``hop, 2 hop, ...`` (each shorter than
+    the axis) along ``dim``, stacked in a new dimension ``dim``:
+    ``out.select(dim, i)`` is ``torch.roll(x, i * hop, dim)``. For a
+    captured graph: one gather whose count and indices the graph computes
+    from the size of ``x``, so that it is right for every size (the eager
+    code loops over ``range(hop, L, hop)``)."""
     size = x.shape[dim]
-    head = out.narrow(dim, shift, size - shift)
-    op(head, x.narrow(dim, 0, size - shift), out=head)
-    tail = out.narrow(dim, 0, shift)
-    op(tail, x.narrow(dim, size - shift, shift), out=tail)
+    length = torch.zeros((), dtype=torch.long, device=x.device) + size
+    count = torch.div(length - 1, hop, rounding_mode='floor') + 1
+    shifts = torch.arange(count, device=x.device) * hop  # 0, K, 2K, ...
+    index = torch.remainder(
+        torch.arange(length, device=x.device)[None, :] - shifts[:, None],
+        length)
+    # int32 indices: Core ML's gather takes no other (ONNX's takes both)
+    gathered = x.index_select(dim, index.flatten().to(torch.int32))
+    shape = list(x.shape)
+    shape[dim:dim + 1] = [-1, size]
+    return gathered.reshape(shape)
 
 
-class GraphConv(nn.Module):
-    """A max-relative graph convolution over a fixed sparse graph:
-    ``nn(concat([x, x_j]))`` with ``nn`` a 1x1 conv, norm and activation and
-    ``x_j`` the aggregated neighbours. A family's graph conv defines
-    ``forward`` with its aggregation (which neighbours, how their
-    differences are taken).
-
-    Args:
-        channels (int): Input channels C.
-        out_channels (int): Output channels.
-        hop (int): The graph's step K.
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form (folded into the conv).
-        act_cfg (dict): Activation config.
-    """
-
-    def __init__(self, channels: int, out_channels: int, hop: int,
-                 norm_cfg: Optional[ConfigType],
-                 act_cfg: ConfigType) -> None:
-        super().__init__()
-        self.hop = hop
-        self.nn = conv_module(2 * channels, out_channels, 1, norm_cfg,
-                              act_cfg)
-
-
-def check_input(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` if it is an (N, C, H, W) tensor; else a ValueError."""
-    if x.dim() != 4:
-        raise ValueError(f'{name} expects an (N, C, H, W) tensor, got shape '
-                         f'{tuple(x.shape)}')
-    return x
-
-
-def _fx_symbolic_tracing() -> bool:
-    """Whether torch.fx's symbolic tracer runs (not torch.export)."""
-    from torch.fx import _symbolic_trace
-    check = getattr(_symbolic_trace, 'is_fx_symbolic_tracing',
-                    _symbolic_trace.is_fx_tracing)  # torch < 2.7
-    return check()
-
-
-# Functions that torch.fx records as calls instead of tracing into: mmengine's
-# ``efficient_conv_bn_eval`` traces the backbone, and these branch on sizes.
-torch.fx.wrap('check_input')
-
-
-def conv_module(in_channels: int, out_channels: int, kernel_size: int,
-                norm_cfg: Optional[ConfigType], act_cfg: Optional[ConfigType],
-                **kwargs) -> ConvModule:
-    """A ``ConvModule`` with a conv bias, as the reference checkpoints have
-    (its bias-before-norm warning is expected here and silenced). Without a
-    norm (the deploy form) it is a :class:`DeployConvModule`."""
-    if norm_cfg is None:
-        return DeployConvModule(in_channels, out_channels, kernel_size,
-                                bias=True, act_cfg=act_cfg, **kwargs)
+def conv_norm(in_channels: int, out_channels: int, kernel_size: int,
+              norm_cfg: ConfigType, act_cfg: Optional[ConfigType],
+              deploy: bool = False, **kwargs) -> ConvModule:
+    """conv -> norm (-> activation), the conv with a bias as the reference
+    checkpoints have it (its bias-before-norm warning is expected here and
+    silenced); in the deploy form the norm is folded into the conv: no
+    norm."""
+    if deploy:
+        return ConvModule(in_channels, out_channels, kernel_size, bias=True,
+                          norm_cfg=None, act_cfg=act_cfg, **kwargs)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', 'Unnecessary conv bias')
         return ConvModule(in_channels, out_channels, kernel_size, bias=True,
                           norm_cfg=norm_cfg, act_cfg=act_cfg, **kwargs)
 
 
-class ResidualBlock(nn.Module):
-    """Shared plumbing of the two block types: drop path, layer scales,
-    gradient checkpointing and folding the layer scales at deploy time.
+@dataclass(frozen=True)
+class BlockConfig:
+    """What the blocks of one backbone share, and the layers they make of
+    it.
 
-    Subclasses build their layers with :attr:`norm_cfg` and
-    :attr:`act_cfg` and define ``branches``: the residual branches, applied
-    in order, each as ``(body, last, layer_scale)`` with ``last`` its final
-    ConvModule and ``layer_scale`` its learnable scale (None in the deploy
-    form, where ``last`` has absorbed it and adds the residual itself).
-
-    Args:
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form (folded into the convolutions).
+    Attributes:
+        norm_cfg (dict): Norm layer config.
         act_cfg (dict): Activation config.
-        drop_path (float): Drop path rate. Defaults to 0.
         layer_scale_init_value (float): Initial layer scales.
-            Defaults to 1e-5.
-        with_cp (bool): Use gradient checkpointing. Defaults to False.
-        deploy (bool): Build the folded form. Defaults to False.
+        deploy (bool): The inference form: norms and layer scales folded
+            into the convs.
     """
+    norm_cfg: ConfigType = field(default_factory=lambda: dict(type='BN'))
+    act_cfg: ConfigType = field(default_factory=lambda: dict(type='GELU'))
+    layer_scale_init_value: float = 1e-5
+    deploy: bool = False
 
-    def __init__(self, norm_cfg: Optional[ConfigType], act_cfg: ConfigType,
-                 drop_path: float = 0., layer_scale_init_value: float = 1e-5,
-                 with_cp: bool = False, deploy: bool = False) -> None:
-        super().__init__()
-        self.norm_cfg = norm_cfg
-        self.act_cfg = act_cfg
-        self.layer_scale_init_value = layer_scale_init_value
-        self.deploy = deploy
-        self.with_cp = with_cp
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int,
+             act: bool = True, **kwargs) -> ConvModule:
+        """conv -> norm (-> activation) (:func:`conv_norm`)."""
+        return conv_norm(in_channels, out_channels, kernel_size,
+                         self.norm_cfg, self.act_cfg if act else None,
+                         self.deploy, **kwargs)
 
-    def _layer_scale(self, channels: int) -> Optional[nn.Parameter]:
-        """A per-channel layer scale; None in the deploy form."""
+    def layer_scale(self, channels: int) -> Optional[nn.Parameter]:
+        """A learnable per-channel scale of a residual branch, shape
+        (C, 1, 1); None in the deploy form (folded into the branch's last
+        conv)."""
         if self.deploy:
             return None
         return nn.Parameter(self.layer_scale_init_value *
                             torch.ones(channels, 1, 1))
 
-    def branches(self) -> List[Tuple[Callable, ConvModule,
-                                     Optional[torch.Tensor]]]:
+
+def scaled(branch: torch.Tensor,
+           scale: Optional[torch.Tensor]) -> torch.Tensor:
+    """``scale * branch``; ``branch`` itself once the scale is folded."""
+    return branch if scale is None else scale * branch
+
+
+def drop_path(rate: float) -> nn.Module:
+    return DropPath(rate) if rate > 0 else nn.Identity()
+
+
+class GraphConv(nn.Module):
+    """A graph convolution of the family: ``nn(concat([x, x_j]))``, with
+    ``x_j`` the aggregated neighbours of each node (:meth:`aggregate`: each
+    family's own graph) and ``nn`` a 1x1 conv, norm and activation.
+
+    Args:
+        channels (int): Channels C.
+        hop (int): The graph's step K.
+        cfg (BlockConfig): Norm, activation and form of the blocks.
+        out_channels (int, optional): Output channels. Defaults to C.
+    """
+
+    def __init__(self, channels: int, hop: int, cfg: BlockConfig,
+                 out_channels: Optional[int] = None) -> None:
+        super().__init__()
+        self.hop = hop
+        self.nn = cfg.conv(2 * channels, out_channels or channels, 1)
+
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        """``x_j`` of every node, of the shape of ``x``."""
         raise NotImplementedError
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        for body, last, layer_scale in self.branches():
-            if self.deploy and not self.training:
-                x = last(body(x), residual=x)  # x + branch(x), folded
-                continue
-            out = last(body(x))
-            if layer_scale is not None:
-                out = layer_scale * out
-            x = x + self.drop_path(out)
-        return x
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _fx_symbolic_tracing():  # efficient_conv_bn_eval traces
-            if self.with_cp or not isinstance(self.drop_path, nn.Identity):
-                raise ValueError(
-                    'efficient_conv_bn_eval (Tune mode) traces the backbone '
-                    'with torch.fx, which fixes with_cp and drop path in the '
-                    'graph: set with_cp=False and drop_path_rate=0, or use '
-                    'the backbone argument efficient_conv_bn_eval=True')
-            return self._forward(x)
-        if self.with_cp and x.requires_grad and torch.is_grad_enabled():
-            return cp.checkpoint(self._forward, x, use_reentrant=False)
-        return self._forward(x)
-
-    @torch.no_grad()
-    def switch_to_deploy(self) -> None:
-        """Fold every norm into its conv and the layer scales into the last
-        conv of their branch."""
-        if self.deploy:
-            return
-        for _, last, layer_scale in self.branches():
-            fused = fuse_conv_module(last)
-            if layer_scale is not None:
-                scale = layer_scale.reshape(-1)
-                fused.conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-                fused.conv.bias.mul_(scale)
-            _replace_child(self, last, fused)
-        for name, _ in list(self.named_parameters(recurse=False)):
-            if name.startswith('layer_scale'):
-                delattr(self, name)
-                setattr(self, name, None)
-        for name, module in list(self.named_modules()):
-            if isinstance(module, ConvModule) and module.with_norm:
-                _replace_child(self, module, fuse_conv_module(module))
-            elif module is not self and hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()  # e.g. a positional encoding
-        self.deploy = True
+        return self.nn(torch.cat([x, self.aggregate(x)], dim=1))
 
 
-class InvertedResidual(ResidualBlock):
-    """Inverted residual block ``x + ls * (pw1 -> dw3x3 -> pw2)(x)``.
+class InvertedResidual(nn.Module):
+    """Inverted residual block: ``x + ls * pw2(dw3x3(pw1(x)))``.
 
     Args:
         channels (int): Channels.
         expand_ratio (int): Hidden channels = ``expand_ratio * channels``.
-        **kwargs: ``norm_cfg``, ``act_cfg``, ``drop_path``,
-            ``layer_scale_init_value``, ``with_cp`` and ``deploy`` of
-            :class:`ResidualBlock`.
+            Defaults to 4.
+        drop_path_rate (float): Drop path rate. Defaults to 0.
+        cfg (BlockConfig, optional): Norm, activation, initial layer scale
+            and form (the deploy form has the norms and the layer scale
+            folded into the convs). Defaults to ``BlockConfig()``.
     """
 
-    def __init__(self, channels: int, expand_ratio: int, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, channels: int, expand_ratio: int = 4,
+                 drop_path_rate: float = 0.,
+                 cfg: Optional[BlockConfig] = None) -> None:
+        super().__init__()
+        cfg = cfg or BlockConfig()
         hidden = channels * expand_ratio
-        norm, act = self.norm_cfg, self.act_cfg
-        self.pw1 = conv_module(channels, hidden, 1, norm, act)
-        self.dw = conv_module(hidden, hidden, 3, norm, act, padding=1,
-                              groups=hidden)
-        self.pw2 = conv_module(hidden, channels, 1, norm, None)
-        self.layer_scale_1 = self._layer_scale(channels)
+        self.deploy = cfg.deploy
+        self.pw1 = cfg.conv(channels, hidden, 1)
+        self.dw = cfg.conv(hidden, hidden, 3, padding=1, groups=hidden)
+        self.pw2 = cfg.conv(hidden, channels, 1, act=False)
+        self.layer_scale_1 = cfg.layer_scale(channels)
+        self.drop_path = drop_path(drop_path_rate)
 
-    def branches(self) -> List[Tuple[Callable, ConvModule,
-                                     Optional[torch.Tensor]]]:
-        return [(self._expand, self.pw2, self.layer_scale_1)]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch = self.pw2(self.dw(self.pw1(x)))
+        return x + self.drop_path(scaled(branch, self.layer_scale_1))
 
-    def _expand(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dw(self.pw1(x))
-
-
-def _replace_child(root: nn.Module, old: nn.Module, new: nn.Module) -> None:
-    """Replace the submodule ``old`` of ``root`` by ``new`` in place."""
-    for name, module in root.named_modules():
-        for child_name, child in module.named_children():
-            if child is old:
-                setattr(module, child_name, new)
-                return
-    raise KeyError(f'{type(old).__name__} is not a submodule')
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold the norms into the convs and the layer scale into ``pw2``."""
+        if self.deploy:
+            return
+        self.pw1 = fold_conv_module(self.pw1)
+        self.dw = fold_conv_module(self.dw)
+        self.pw2 = fold_conv_module(self.pw2, self.layer_scale_1)
+        self.layer_scale_1 = None
+        self.deploy = True
 
 
 class MobileViGBase(BaseModule):
@@ -236,11 +201,10 @@ class MobileViGBase(BaseModule):
     stages at strides 4, 8, 16 and 32, each a ``nn.Sequential`` whose first
     block downsamples (stages 1-3).
 
-    Subclasses set :attr:`arch_settings` (presets of per-stage lists),
-    :attr:`family_markers` (key fragments of their checkpoints that no other
-    family has, for error messages), :meth:`_num_blocks`, :meth:`_make_stage`
-    and :meth:`arch_from_state_dict`. Reference checkpoints of either family
-    are converted as they load (:mod:`mvig2_mm.weights.converter`).
+    Subclasses set :attr:`arch_settings` (presets of per-stage lists) and
+    define :meth:`_num_blocks`, :meth:`_make_stage` and
+    :meth:`arch_from_state_dict`. Reference checkpoints of every family are
+    converted as they load (:mod:`mvig2_mm.weights`).
 
     Args:
         arch (str | dict): A preset name of :attr:`arch_settings`, or a dict
@@ -253,7 +217,8 @@ class MobileViGBase(BaseModule):
             ``k`` the stem and the first ``k`` stages. Defaults to -1.
         norm_eval (bool): Keep norm layers in eval mode while training.
             Defaults to False.
-        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        norm_cfg (dict): Norm layer config, a BatchNorm type (``'BN'``,
+            ``'SyncBN'``, ...). Defaults to ``dict(type='BN')``.
         act_cfg (dict): Activation config. Defaults to ``dict(type='GELU')``.
         drop_path_rate (float): Stochastic depth rate of the last block.
             Defaults to 0.
@@ -284,11 +249,6 @@ class MobileViGBase(BaseModule):
     """
 
     arch_settings: Dict[str, Dict[str, list]] = {}
-    family_markers: Tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        BACKBONE_FAMILIES[cls.__name__] = cls.family_markers
 
     def __init__(self,
                  arch: Arch = 'm',
@@ -320,37 +280,37 @@ class MobileViGBase(BaseModule):
         self.num_stages = len(self.channels)
         self.out_indices = self._parse_out_indices(out_indices)
         if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(
+            raise ConfigError(
                 f'frozen_stages must be in [-1, {self.num_stages}] '
                 f'(-1: none, 0: stem, k: stem and the first k stages), '
                 f'got {frozen_stages}')
         if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1), '
-                             f'got {drop_path_rate}')
+            raise ConfigError(f'drop_path_rate must be in [0, 1), '
+                              f'got {drop_path_rate}')
+        if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
+            raise ConfigError(
+                f'norm_cfg must be a BatchNorm config such as '
+                f"dict(type='BN') (the deploy form folds it: deploy=True), "
+                f'got {norm_cfg!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.norm_cfg = norm_cfg
-        self.act_cfg = act_cfg
         self.deploy = deploy
         self.with_cp = with_cp
         self.expand_ratio = expand_ratio
+        drop_paths = self.drop_path_rates(drop_path_rate, drop_path_schedule)
+        self.drop_path_rate = drop_path_rate
 
         c0 = self.channels[0]
-        norm = None if deploy else norm_cfg
+        cfg = BlockConfig(norm_cfg, act_cfg, layer_scale_init_value, deploy)
         self.stem = nn.Sequential(
-            conv_module(in_channels, c0 // 2, 3, norm, act_cfg, stride=2,
-                        padding=1),
-            conv_module(c0 // 2, c0, 3, norm, act_cfg, stride=2, padding=1))
-        drop_paths = self.drop_path_rates(drop_path_rate, drop_path_schedule)
-        block_cfg = dict(norm_cfg=norm, act_cfg=act_cfg,
-                         layer_scale_init_value=layer_scale_init_value,
-                         with_cp=with_cp, deploy=deploy)
+            cfg.conv(in_channels, c0 // 2, 3, stride=2, padding=1),
+            cfg.conv(c0 // 2, c0, 3, stride=2, padding=1))
         self.stages = nn.ModuleList()
         for i, channels in enumerate(self.channels):
-            blocks = [] if i == 0 else [conv_module(
-                self.channels[i - 1], channels, 3, norm, None, stride=2,
-                padding=1)]
-            blocks += self._make_stage(i, drop_paths, block_cfg)
+            blocks = [] if i == 0 else [cfg.conv(
+                self.channels[i - 1], channels, 3, act=False, stride=2,
+                padding=1)]  # downsampling
+            blocks += self._make_stage(i, drop_paths, cfg)
             self.stages.append(nn.Sequential(*blocks))
         self._freeze_stages()
         if efficient_conv_bn_eval:
@@ -360,8 +320,6 @@ class MobileViGBase(BaseModule):
         # Reference checkpoints (published ImageNet, COCO and ADE20K files)
         # load as they are, through every loader: PyTorch's, mmengine's.
         self._register_load_state_dict_pre_hook(self._convert_reference_keys)
-        if deploy:
-            enable_fused_kernels(self)
 
     def _num_blocks(self) -> int:
         """How many blocks share the drop path rates."""
@@ -377,8 +335,8 @@ class MobileViGBase(BaseModule):
                 :meth:`_reference_drop_path_rates`).
         """
         if schedule not in ('linear', 'reference'):
-            raise ValueError(f"drop_path_schedule must be 'linear' or "
-                             f"'reference', got {schedule!r}")
+            raise ConfigError(f"drop_path_schedule must be 'linear' or "
+                              f"'reference', got {schedule!r}")
         linear = torch.linspace(0, rate, self._num_blocks()).tolist()
         if schedule == 'linear':
             return linear
@@ -390,7 +348,7 @@ class MobileViGBase(BaseModule):
         return linear
 
     def _make_stage(self, index: int, drop_paths: List[float],
-                    block_cfg: dict) -> List[nn.Module]:
+                    cfg: BlockConfig) -> List[nn.Module]:
         """The blocks of stage ``index`` after its downsampling conv; takes
         its drop path rates from the front of ``drop_paths``."""
         raise NotImplementedError
@@ -404,9 +362,9 @@ class MobileViGBase(BaseModule):
 
     @staticmethod
     def _convert_reference_keys(state_dict, prefix, *args) -> None:
-        """Load pre-hook: rename reference-layout keys (of either family)
-        under ``prefix``."""
-        convert_backbone_keys_(state_dict, prefix)
+        """Load pre-hook: rename reference-layout keys (of any family) under
+        ``prefix``."""
+        convert_backbone_on_load_(state_dict, prefix)
 
     @classmethod
     def parse_arch(cls, arch: Arch) -> Dict[str, list]:
@@ -414,27 +372,27 @@ class MobileViGBase(BaseModule):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_settings:
-                raise ValueError(
+                raise ConfigError(
                     f'Unavailable arch {arch!r}. Choose one of '
                     f'{sorted(cls.arch_settings)} or pass a dict with the '
                     f'keys '
                     f'{sorted(next(iter(cls.arch_settings.values())))}.')
             return copy.deepcopy(cls.arch_settings[key])
         if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got '
-                            f'{type(arch).__name__}')
+            raise ConfigError(f'arch must be a str or a dict, got '
+                              f'{type(arch).__name__}')
         essential = set(next(iter(cls.arch_settings.values())))
         missing, extra = essential - set(arch), set(arch) - essential
         if missing or extra:
-            raise ValueError(
+            raise ConfigError(
                 f'A custom arch dict needs exactly the keys '
                 f'{sorted(essential)}'
                 + (f'; missing {sorted(missing)}' if missing else '')
                 + (f'; unknown {sorted(extra)}' if extra else '') + '.')
         lengths = {k: len(v) for k, v in arch.items()}
         if len(set(lengths.values())) != 1:
-            raise ValueError(f'All arch entries need one value per stage, got '
-                             f'lengths {lengths}.')
+            raise ConfigError(f'All arch entries need one value per stage, '
+                              f'got lengths {lengths}.')
         return {k: list(v) for k, v in arch.items()}
 
     def _parse_out_indices(
@@ -442,13 +400,13 @@ class MobileViGBase(BaseModule):
         if isinstance(out_indices, int):
             out_indices = [out_indices]
         if not isinstance(out_indices, Sequence) or not out_indices:
-            raise TypeError(f'out_indices must be an int or a non-empty '
-                            f'sequence of ints, got {out_indices!r}')
+            raise ConfigError(f'out_indices must be an int or a non-empty '
+                              f'sequence of ints, got {out_indices!r}')
         parsed = []
         for index in out_indices:
             if not isinstance(index, int) or not (
                     -self.num_stages <= index < self.num_stages):
-                raise ValueError(
+                raise ConfigError(
                     f'Invalid out_indices {list(out_indices)}: each must be '
                     f'an int in [{-self.num_stages}, {self.num_stages - 1}] '
                     f'for {self.num_stages} stages.')
@@ -456,14 +414,33 @@ class MobileViGBase(BaseModule):
         return tuple(parsed)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        x = check_input(x, type(self).__name__)
+        if isinstance(x, torch.fx.Proxy):  # traced by Tune mode's config key
+            self._check_traceable()
+        elif x.dim() != 4:
+            raise ValueError(f'{type(self).__name__} expects an (N, C, H, W) '
+                             f'tensor, got shape {tuple(x.shape)}')
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
-            x = stage(x)
+            for block in stage:
+                if self.with_cp and x.requires_grad:
+                    x = cp.checkpoint(block, x, use_reentrant=False)
+                else:
+                    x = block(x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def _check_traceable(self) -> None:
+        """torch.fx fixes Python control flow in the graph it records: a
+        traced backbone would keep drop path and checkpointing as they were
+        while tracing, in training and in evaluation alike."""
+        if self.with_cp or self.drop_path_rate > 0:
+            raise ConfigError(
+                'efficient_conv_bn_eval (Tune mode) traces the backbone '
+                'with torch.fx, which fixes with_cp and drop path in the '
+                'graph: set with_cp=False and drop_path_rate=0, or use the '
+                'backbone argument efficient_conv_bn_eval=True')
 
     def _freeze_stages(self) -> None:
         modules = ([self.stem] if self.frozen_stages >= 0 else []) + [
@@ -478,7 +455,7 @@ class MobileViGBase(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for module in self.modules():
-                if isinstance(module, _BatchNorm):
+                if isinstance(module, _BatchNorm):  # SyncBatchNorm too
                     module.eval()
         return self
 
@@ -494,14 +471,16 @@ class MobileViGBase(BaseModule):
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
-        """Convert to the inference form in place (outputs unchanged)."""
+        """Convert to the inference form in place (outputs unchanged): every
+        block folds its norms and layer scales into its convs, and so do the
+        stem and the downsampling convs."""
         if self.deploy:
             return
-        for module in list(self.modules()):
-            if isinstance(module, ResidualBlock):
-                module.switch_to_deploy()
-        for module in list(self.modules()):  # stem and downsampling convs
-            if isinstance(module, ConvModule) and module.with_norm:
-                _replace_child(self, module, fuse_conv_module(module))
+        self.stem = nn.Sequential(*map(fold_conv_module, self.stem))
+        for stage in self.stages:
+            for index, block in enumerate(stage):
+                if isinstance(block, ConvModule):  # downsampling
+                    stage[index] = fold_conv_module(block)
+                else:
+                    block.switch_to_deploy()
         self.deploy = True
-        enable_fused_kernels(self)

@@ -10,49 +10,31 @@ convolution over every K-th row and column, then an FFN.
 module names.
 """
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS
 
+from ..utils.fusion import fold_conv_module
 from ..utils.graph_capture import capturing_graph
-from .base import (ConfigType, GraphConv, InvertedResidual, MobileViGBase,
-                   ResidualBlock, conv_module, roll_reduce_)
-
-
-def _shifted_min_captured(x: torch.Tensor, hop: int, dim: int
-                          ) -> torch.Tensor:
-    """The minimum of ``x`` and all its cyclic shifts by ``hop, 2 hop, ...``
-    (less than the axis length) along ``dim``, as gathers whose count and
-    indices the graph computes from the size: right for every size of a
-    captured graph (ONNX, ``torch.export``)."""
-    size = x.shape[dim]
-    length = torch.zeros((), dtype=torch.long, device=x.device) + size
-    count = torch.div(length - 1, hop, rounding_mode='floor') + 1
-    shifts = torch.arange(count, device=x.device) * hop  # 0, K, 2K, ...
-    index = torch.remainder(
-        torch.arange(length, device=x.device)[None, :] - shifts[:, None],
-        length)
-    # int32 indices: Core ML's gather takes no other (ONNX's takes both)
-    gathered = x.index_select(dim, index.flatten().to(torch.int32))
-    shape = list(x.shape)
-    shape[dim:dim + 1] = [-1, size]
-    return gathered.reshape(shape).amin(dim)
+from .base import (BlockConfig, GraphConv, InvertedResidual, MobileViGBase,
+                   drop_path, every_shift_in_graph)
 
 
 def svga_features(x: torch.Tensor, hop: int) -> torch.Tensor:
-    """Sparse vision graph attention's aggregation (MobileViG).
+    """Sparse vision graph attention's aggregation (MobileViG):
+    ``x_j = max(0, max_i(x - roll_h(x, i)), max_i(x - roll_w(x, i)))`` over
+    the shifts ``i = hop, 2 hop, ...`` shorter than the axis: each node is
+    connected to every ``hop``-th row above it and column left of it,
+    wrapping around.
 
-    Each node is connected to the nodes ``hop, 2 hop, ...`` rows above it and
-    columns left of it (wrapping around; shifts shorter than the axis).
-    Returns ``max(0, max_j(x - x_j))``, which equals the reference's running
-    maximum of ``x - roll(x, i)`` bit for bit: it is computed as
-    ``relu(x - min_j(x_j))`` (rounding of ``x - a`` is monotonic in ``a``).
-    Without autograd the shifted copies are never built: the minimum
-    accumulates in one buffer, reading slices of ``x``.
+    Computed as ``relu(x - min_i roll(x, i))``, which equals the reference's
+    running maximum bit for bit (the rounding of ``x - a`` is monotonic in
+    ``a``). A captured graph takes every shift in one gather
+    (:func:`~.base.every_shift_in_graph`, which includes ``x`` itself:
+    ``x - x`` is the zero the maximum starts from).
 
     Args:
         x (Tensor): Features of shape (N, C, H, W).
@@ -62,20 +44,14 @@ def svga_features(x: torch.Tensor, hop: int) -> torch.Tensor:
         Tensor: ``x_j`` of the same shape as ``x``.
     """
     if capturing_graph():
-        nearest = torch.minimum(_shifted_min_captured(x, hop, 2),
-                                _shifted_min_captured(x, hop, 3))
+        nearest = torch.minimum(every_shift_in_graph(x, hop, 2).amin(2),
+                                every_shift_in_graph(x, hop, 3).amin(3))
         return F.relu(x - nearest)
-    shifts = [(i, dim) for dim in (2, 3)
-              for i in range(hop, x.shape[dim], hop)]
-    if torch.is_grad_enabled() and x.requires_grad:
-        nearest = x
-        for shift, dim in shifts:
+    nearest = x
+    for dim in (2, 3):
+        for shift in range(hop, x.shape[dim], hop):
             nearest = torch.minimum(nearest, torch.roll(x, shift, dim))
-        return F.relu(x - nearest)
-    nearest = x.clone()
-    for shift, dim in shifts:
-        roll_reduce_(torch.minimum, nearest, x, shift, dim)
-    return torch.sub(x, nearest, out=nearest).relu_()
+    return F.relu(x - nearest)
 
 
 torch.fx.wrap('svga_features')  # a call in a torch.fx graph (Tune mode)
@@ -83,70 +59,83 @@ torch.fx.wrap('svga_features')  # a call in a torch.fx graph (Tune mode)
 
 class SVGAGraphConv(GraphConv):
     """The graph convolution of SVGA (MRConv4d in the reference):
-    ``nn(concat([x, svga_features(x)]))`` with ``nn`` a 1x1 conv
-    (2C -> 2C), norm and activation. Arguments as :class:`GraphConv`, with
-    ``out_channels`` 2C.
+    ``nn(concat([x, svga_features(x)]))``, ``nn`` a 1x1 conv (2C -> 2C),
+    norm and activation.
+
+    Args:
+        channels (int): Channels C.
+        hop (int): The graph's step K.
+        cfg (BlockConfig): Norm, activation and form of the blocks.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nn(torch.cat([x, svga_features(x, self.hop)], dim=1))
+    def __init__(self, channels: int, hop: int, cfg: BlockConfig) -> None:
+        super().__init__(channels, hop, cfg, out_channels=2 * channels)
+
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        return svga_features(x, self.hop)
 
 
 class SVGAGrapher(nn.Module):
-    """Token mixer of an SVGA block: fc1 -> graph conv -> fc2.
+    """Token mixer of an SVGA block: ``fc2(graph_conv(fc1(x)))``.
 
     Args:
         channels (int): Channels.
         hop (int): The graph's step K.
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form.
-        act_cfg (dict): Activation config (inside the graph conv).
+        cfg (BlockConfig): Norm, activation and form of the blocks.
     """
 
-    def __init__(self, channels: int, hop: int,
-                 norm_cfg: Optional[ConfigType],
-                 act_cfg: ConfigType) -> None:
+    def __init__(self, channels: int, hop: int, cfg: BlockConfig) -> None:
         super().__init__()
-        self.fc1 = conv_module(channels, channels, 1, norm_cfg, None)
-        self.graph_conv = SVGAGraphConv(channels, 2 * channels, hop,
-                                        norm_cfg, act_cfg)
-        self.fc2 = conv_module(2 * channels, channels, 1, norm_cfg, None)
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        """Everything but ``fc2``."""
-        return self.graph_conv(self.fc1(x))
+        self.fc1 = cfg.conv(channels, channels, 1, act=False)
+        self.graph_conv = SVGAGraphConv(channels, hop, cfg)
+        self.fc2 = cfg.conv(2 * channels, channels, 1, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.mix(x))
+        return self.fc2(self.graph_conv(self.fc1(x)))
 
 
-class SVGABlock(ResidualBlock):
-    """Global block of MobileViG: ``x + grapher(x)``, then ``x + ffn(x)``
-    (no layer scales).
+class SVGABlock(nn.Module):
+    """Global block of MobileViG: ``x = x + grapher(x)``, then
+    ``x = x + ffn(x)`` (no layer scales).
 
     Args:
         channels (int): Channels.
         hop (int): The graph's step K.
         ffn_ratio (int): FFN hidden channels = ``ffn_ratio * channels``.
             Defaults to 4.
-        **kwargs: ``norm_cfg``, ``act_cfg``, ``drop_path``, ``with_cp`` and
-            ``deploy`` of :class:`ResidualBlock`.
+        drop_path_rate (float): Drop path rate. Defaults to 0.
+        cfg (BlockConfig, optional): Norm, activation and form (its layer
+            scale is not used). Defaults to ``BlockConfig()``.
     """
 
     def __init__(self, channels: int, hop: int, ffn_ratio: int = 4,
-                 **kwargs) -> None:
-        kwargs.pop('layer_scale_init_value', None)  # none in this block
-        super().__init__(**kwargs)
-        norm, act = self.norm_cfg, self.act_cfg
-        self.grapher = SVGAGrapher(channels, hop, norm, act)
-        self.ffn = nn.Sequential(
-            conv_module(channels, channels * ffn_ratio, 1, norm, act),
-            conv_module(channels * ffn_ratio, channels, 1, norm, None))
+                 drop_path_rate: float = 0.,
+                 cfg: Optional[BlockConfig] = None) -> None:
+        super().__init__()
+        cfg = cfg or BlockConfig()
+        self.deploy = cfg.deploy
+        self.grapher = SVGAGrapher(channels, hop, cfg)
+        hidden = channels * ffn_ratio
+        self.ffn = nn.Sequential(cfg.conv(channels, hidden, 1),
+                                 cfg.conv(hidden, channels, 1, act=False))
+        self.drop_path = drop_path(drop_path_rate)
 
-    def branches(self) -> List[Tuple[Callable, ConvModule,
-                                     Optional[torch.Tensor]]]:
-        return [(self.grapher.mix, self.grapher.fc2, None),
-                (self.ffn[0], self.ffn[1], None)]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.grapher(x))
+        x = x + self.drop_path(self.ffn(x))
+        return x
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold the norms into the convs."""
+        if self.deploy:
+            return
+        grapher = self.grapher
+        grapher.fc1 = fold_conv_module(grapher.fc1)
+        grapher.graph_conv.nn = fold_conv_module(grapher.graph_conv.nn)
+        grapher.fc2 = fold_conv_module(grapher.fc2)
+        self.ffn = nn.Sequential(*map(fold_conv_module, self.ffn))
+        self.deploy = True
 
 
 @MODELS.register_module()
@@ -191,7 +180,6 @@ class MobileViG(MobileViGBase):
         'm': dict(channels=[42, 84, 224, 400], blocks=[3, 3, 9, 3]),
         'b': dict(channels=[42, 84, 240, 464], blocks=[5, 5, 15, 5]),
     }
-    family_markers = ('local_backbone.', '.grapher.', '.mlp.')
 
     def __init__(self, arch='m', hop: int = 2, **kwargs) -> None:
         self.hop = hop
@@ -201,19 +189,14 @@ class MobileViG(MobileViGBase):
         return sum(self.arch['blocks'])
 
     def _make_stage(self, index: int, drop_paths: List[float],
-                    block_cfg: dict) -> List[nn.Module]:
+                    cfg: BlockConfig) -> List[nn.Module]:
         channels = self.channels[index]
-        blocks: List[nn.Module] = []
-        for _ in range(self.arch['blocks'][index]):
-            if index < self.num_stages - 1:
-                blocks.append(InvertedResidual(
-                    channels, self.expand_ratio, drop_path=drop_paths.pop(0),
-                    **block_cfg))
-            else:
-                blocks.append(SVGABlock(
-                    channels, self.hop, ffn_ratio=self.expand_ratio,
-                    drop_path=drop_paths.pop(0), **block_cfg))
-        return blocks
+        local = index < self.num_stages - 1  # else the global stage
+        return [InvertedResidual(channels, self.expand_ratio,
+                                 drop_paths.pop(0), cfg) if local else
+                SVGABlock(channels, self.hop, self.expand_ratio,
+                          drop_paths.pop(0), cfg)
+                for _ in range(self.arch['blocks'][index])]
 
     @classmethod
     def arch_from_state_dict(cls, state_dict: Dict[str, torch.Tensor]

@@ -8,53 +8,29 @@ checkpoints onto them. The inverted residual block and the backbone plumbing
 are shared with MobileViG (:mod:`.base`).
 """
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from functools import reduce
+from typing import Dict, List, Optional, Type
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS
 
+from ..utils.fusion import fold_conv_module
 from ..utils.graph_capture import capturing_graph
-from .base import (ConfigType, GraphConv, InvertedResidual, MobileViGBase,
-                   ResidualBlock, conv_module, roll_reduce_)
-
-
-def _neighbours(x: torch.Tensor, hop: int, dim: int) -> List[torch.Tensor]:
-    """The nodes ``hop`` steps before and after each node along ``dim``,
-    cyclically, as the reference's slicing has them: for ``0 < hop < L``
-    ``torch.roll(x, hop, dim)`` and ``torch.roll(x, -hop, dim)``; for
-    ``hop >= L`` both are ``x`` itself (``torch.roll`` would wrap around).
-
-    Written as a gather whose indices are computed from the size in the
-    graph, so that a captured graph (ONNX, ``torch.export``) keeps this rule
-    for every size without branching on (or specialising to) the one it was
-    captured at."""
-    size = x.shape[dim]
-    index = torch.arange(size, device=x.device)
-    size = torch.zeros_like(index) + size  # a tensor the graph computes
-    shift = torch.where(size > hop, hop, 0)
-    return [x.index_select(dim, torch.remainder(index - shift, size)),
-            x.index_select(dim, torch.remainder(index + shift, size))]
+from .base import (BlockConfig, GraphConv, InvertedResidual, MobileViGBase,
+                   drop_path, scaled, shifted, shifted_in_graph)
 
 
 def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
-    """Max-relative aggregation over MobileViGv2's fixed sparse graph.
+    """Max-relative aggregation over MobileViGv2's fixed sparse graph:
+    ``x_j = max(0, x_up - x, x_down - x, x_left - x, x_right - x)`` with the
+    neighbours ``hop`` rows and columns away, wrapping around
+    (:func:`~.base.shifted`: as in the reference's slicing, an axis not
+    longer than ``hop`` is not shifted, so its neighbours add nothing).
 
-    Each node is connected to the nodes ``hop`` steps up, down, left and right
-    (wrapping around). Returns ``max(0, max_j(x_j) - x)`` which equals the
-    reference's ``max(0, x_up - x, x_down - x, ...)`` bit for bit (rounding of
-    ``a - x`` is monotonic in ``a``).
-
-    As in the reference, an axis of length ``L`` is only shifted when
-    ``0 < hop < L``; otherwise its neighbours are the node itself and add
-    nothing. Eager mode skips such an axis; a captured graph (tracing,
-    ``torch.export`` or ``torch.compile``, so both ONNX exporters) keeps both
-    axes and lets the slicing decide, so that it stays right for any input
-    size without depending on it. Without autograd the shifted copies are
-    never built: the maximum accumulates in one buffer, reading slices of
-    ``x``.
+    ``max(0, max_j(x_j) - x)`` equals the reference's running maximum bit
+    for bit (the rounding of ``a - x`` is monotonic in ``a``).
 
     Args:
         x (Tensor): Features of shape (N, C, H, W).
@@ -63,49 +39,23 @@ def max_relative_features(x: torch.Tensor, hop: int) -> torch.Tensor:
     Returns:
         Tensor: ``x_j`` of the same shape as ``x``.
     """
-    capturing = capturing_graph()
-    dims = [dim for dim in (2, 3)
-            if hop > 0 and (capturing or hop < x.shape[dim])]
-    if not dims:
-        return torch.zeros_like(x)
-    if capturing or (torch.is_grad_enabled() and x.requires_grad):
-        neighbours: List[torch.Tensor] = []
-        for dim in dims:
-            if capturing:  # gathers: right for any size of the graph
-                neighbours += _neighbours(x, hop, dim)
-            else:  # equal here (0 < hop < L); its backward is one roll
-                neighbours += [torch.roll(x, hop, dim),
-                               torch.roll(x, -hop, dim)]
-        nearest = neighbours[0]
-        for other in neighbours[1:]:
-            nearest = torch.maximum(nearest, other)
-        return F.relu(nearest - x)
-    nearest = torch.roll(x, hop, dims[0])
-    roll_reduce_(torch.maximum, nearest, x, x.shape[dims[0]] - hop, dims[0])
-    for dim in dims[1:]:
-        roll_reduce_(torch.maximum, nearest, x, hop, dim)
-        roll_reduce_(torch.maximum, nearest, x, x.shape[dim] - hop, dim)
-    return nearest.sub_(x).relu_()
+    shift = shifted_in_graph if capturing_graph() else shifted
+    neighbours = [shift(x, step, dim) for dim in (2, 3)
+                  for step in (hop, -hop)]
+    return F.relu(reduce(torch.maximum, neighbours) - x)
 
 
 torch.fx.wrap('max_relative_features')  # a call in a torch.fx graph
 
 
 class MaxRelativeGraphConv(GraphConv):
-    """Max-relative graph convolution (MRConv4d in the reference).
-
-    ``nn(concat([x, max_relative_features(x)]))`` with ``nn`` a 1x1 conv
-    (2C -> C), norm and activation. (Applying the conv's weight as two halves,
-    ``conv(x, W[:, :C]) + conv(x_j, W[:, C:])``, avoids the concatenation but
-    measured no faster in training and slower in inference, where the
-    deploy form runs conv and activation as one kernel.)
-
-    Arguments as :class:`GraphConv`, with ``out_channels`` C.
+    """Max-relative graph convolution (MRConv4d in the reference):
+    ``nn(concat([x, max_relative_features(x)]))``, ``nn`` a 1x1 conv
+    (2C -> C), norm and activation (arguments: :class:`~.base.GraphConv`).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nn(torch.cat([x, max_relative_features(x, self.hop)],
-                                 dim=1))
+    def aggregate(self, x: torch.Tensor) -> torch.Tensor:
+        return max_relative_features(x, self.hop)
 
 
 class RepCPE(nn.Module):
@@ -142,71 +92,89 @@ class RepCPE(nn.Module):
             return
         conv = self.pe
         centre = conv.kernel_size[0] // 2
-        conv.weight[:, 0, centre, centre] += 1
+        conv.weight[:, 0, centre, centre] += 1  # x + pe(x) as one kernel
         del self.pe
         self.reparam_conv = conv
         self.deploy = True
 
 
 class Grapher(nn.Module):
-    """Token mixer of an MGC block: cpe -> fc1 -> graph conv -> fc2.
+    """Token mixer of an MGC block: ``fc2(graph_conv(fc1(cpe(x))))``.
 
     Args:
         channels (int): Channels.
         hop (int): Graph hop K.
-        norm_cfg (dict, optional): Norm layer config; None in the deploy
-            form.
-        act_cfg (dict): Activation config (used inside the graph conv).
-        deploy (bool): Build the folded form. Defaults to False.
+        cfg (BlockConfig): Norm, activation and form of the blocks.
+        graph_conv (type): The graph convolution, a
+            :class:`~.base.GraphConv`. Defaults to
+            :class:`MaxRelativeGraphConv` (GreedyViG has its own).
     """
 
-    def __init__(self, channels: int, hop: int,
-                 norm_cfg: Optional[ConfigType], act_cfg: ConfigType,
-                 deploy: bool = False) -> None:
+    def __init__(self, channels: int, hop: int, cfg: BlockConfig,
+                 graph_conv: Type[GraphConv] = MaxRelativeGraphConv) -> None:
         super().__init__()
-        self.cpe = RepCPE(channels, 7, deploy=deploy)
-        self.fc1 = conv_module(channels, channels, 1, norm_cfg, None)
-        self.graph_conv = MaxRelativeGraphConv(channels, channels, hop,
-                                               norm_cfg, act_cfg)
-        self.fc2 = conv_module(channels, channels, 1, norm_cfg, None)
-
-    def mix(self, x: torch.Tensor) -> torch.Tensor:
-        """Everything but ``fc2``."""
-        return self.graph_conv(self.fc1(self.cpe(x)))
+        self.cpe = RepCPE(channels, 7, deploy=cfg.deploy)
+        self.fc1 = cfg.conv(channels, channels, 1, act=False)
+        self.graph_conv = graph_conv(channels, hop, cfg)
+        self.fc2 = cfg.conv(channels, channels, 1, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.mix(x))
+        return self.fc2(self.graph_conv(self.fc1(self.cpe(x))))
 
 
-class MGCBlock(ResidualBlock):
-    """Mobile Graph Convolution block: ``x + ls1 * mixer(x)``, then
-    ``x + ls2 * ffn(x)``.
+class MGCBlock(nn.Module):
+    """Mobile Graph Convolution block:
+    ``x = x + ls1 * mixer(x)``, then ``x = x + ls2 * ffn(x)``.
 
     Args:
         channels (int): Channels.
         hop (int): Graph hop K.
         ffn_ratio (int): FFN hidden channels = ``ffn_ratio * channels``.
             Defaults to 4.
-        **kwargs: ``norm_cfg``, ``act_cfg``, ``drop_path``,
-            ``layer_scale_init_value``, ``with_cp`` and ``deploy`` of
-            :class:`ResidualBlock`.
+        drop_path_rate (float): Drop path rate. Defaults to 0.
+        cfg (BlockConfig, optional): Norm, activation, initial layer scales
+            and form. Defaults to ``BlockConfig()``.
+        graph_conv (type): The mixer's graph convolution (see
+            :class:`Grapher`). Defaults to :class:`MaxRelativeGraphConv`.
     """
 
     def __init__(self, channels: int, hop: int, ffn_ratio: int = 4,
-                 **kwargs) -> None:
-        super().__init__(**kwargs)
-        norm, act = self.norm_cfg, self.act_cfg
-        self.mixer = Grapher(channels, hop, norm, act, self.deploy)
-        self.ffn = nn.Sequential(
-            conv_module(channels, channels * ffn_ratio, 1, norm, act),
-            conv_module(channels * ffn_ratio, channels, 1, norm, None))
-        self.layer_scale_1 = self._layer_scale(channels)
-        self.layer_scale_2 = self._layer_scale(channels)
+                 drop_path_rate: float = 0.,
+                 cfg: Optional[BlockConfig] = None,
+                 graph_conv: Type[GraphConv] = MaxRelativeGraphConv) -> None:
+        super().__init__()
+        cfg = cfg or BlockConfig()
+        hidden = channels * ffn_ratio
+        self.deploy = cfg.deploy
+        self.mixer = Grapher(channels, hop, cfg, graph_conv)
+        self.ffn = nn.Sequential(cfg.conv(channels, hidden, 1),
+                                 cfg.conv(hidden, channels, 1, act=False))
+        self.layer_scale_1 = cfg.layer_scale(channels)
+        self.layer_scale_2 = cfg.layer_scale(channels)
+        self.drop_path = drop_path(drop_path_rate)
 
-    def branches(self) -> List[Tuple[Callable, ConvModule,
-                                     Optional[torch.Tensor]]]:
-        return [(self.mixer.mix, self.mixer.fc2, self.layer_scale_1),
-                (self.ffn[0], self.ffn[1], self.layer_scale_2)]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(scaled(self.mixer(x), self.layer_scale_1))
+        x = x + self.drop_path(scaled(self.ffn(x), self.layer_scale_2))
+        return x
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold the norms into the convs, the identity of the positional
+        encoding into its kernel, and the layer scales into the last conv
+        of their branch."""
+        if self.deploy:
+            return
+        mixer = self.mixer
+        mixer.cpe.switch_to_deploy()
+        mixer.fc1 = fold_conv_module(mixer.fc1)
+        mixer.graph_conv.nn = fold_conv_module(mixer.graph_conv.nn)
+        mixer.fc2 = fold_conv_module(mixer.fc2, self.layer_scale_1)
+        self.ffn = nn.Sequential(
+            fold_conv_module(self.ffn[0]),
+            fold_conv_module(self.ffn[1], self.layer_scale_2))
+        self.layer_scale_1 = self.layer_scale_2 = None
+        self.deploy = True
 
 
 @MODELS.register_module()
@@ -257,8 +225,8 @@ class MobileViGv2(MobileViGBase):
         'b': dict(channels=[64, 128, 256, 512], ir_blocks=[3, 3, 9, 3],
                   mgc_blocks=[0, 3, 3, 3], hops=[0, 8, 4, 2]),
     }
-
-    family_markers = ('.mixer.', '.dws.')
+    #: The graph convolution of the MGC blocks.
+    graph_conv: Type[GraphConv] = MaxRelativeGraphConv
 
     def _num_blocks(self) -> int:
         return sum(self.arch['ir_blocks']) + sum(self.arch['mgc_blocks'])
@@ -274,18 +242,16 @@ class MobileViGv2(MobileViGBase):
         return rates
 
     def _make_stage(self, index: int, drop_paths: List[float],
-                    block_cfg: dict) -> List[nn.Module]:
+                    cfg: BlockConfig) -> List[nn.Module]:
         channels = self.channels[index]
         blocks: List[nn.Module] = []
         for _ in range(self.arch['ir_blocks'][index]):
             blocks.append(InvertedResidual(
-                channels, self.expand_ratio, drop_path=drop_paths.pop(0),
-                **block_cfg))
+                channels, self.expand_ratio, drop_paths.pop(0), cfg))
         for _ in range(self.arch['mgc_blocks'][index]):
             blocks.append(MGCBlock(
-                channels, self.arch['hops'][index],
-                ffn_ratio=self.expand_ratio, drop_path=drop_paths.pop(0),
-                **block_cfg))
+                channels, self.arch['hops'][index], self.expand_ratio,
+                drop_paths.pop(0), cfg, self.graph_conv))
         return blocks
 
     @classmethod

@@ -11,6 +11,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ...errors import ConfigError
 from ...weights import (convert_reference_classifier_, load_checkpoint_file,
                         select_state_dict)
 
@@ -42,15 +43,15 @@ def _check_teacher_cfg(teacher: dict) -> None:
     """Raise on a teacher config that cannot work; nothing is built or read
     (a config error is reported before a missing file)."""
     if not isinstance(teacher, dict):
-        raise TypeError(f'teacher must be a dict or None, got '
-                        f'{type(teacher).__name__}')
+        raise ConfigError(f'teacher must be a dict or None, got '
+                          f'{type(teacher).__name__}')
     unknown = set(teacher) - {'config', 'model', 'checkpoint'}
     if ('config' in teacher) == ('model' in teacher) or unknown:
-        raise ValueError(
+        raise ConfigError(
             "teacher must be dict(config=..., checkpoint=...) or "
             f"dict(model=..., checkpoint=...), got keys {sorted(teacher)}")
     if not teacher.get('checkpoint'):
-        raise ValueError(
+        raise ConfigError(
             'teacher needs a checkpoint (path or URL of its trained '
             'weights): a randomly initialised teacher only adds noise. '
             + NO_TEACHER_HINT)
@@ -135,7 +136,7 @@ class DistillImageClassifier(ImageClassifier):
         if teacher is not None:
             _check_teacher_cfg(teacher)
             if not getattr(self.head, 'distillation', False):
-                raise ValueError(
+                raise ConfigError(
                     f'A teacher needs a head with a distillation classifier '
                     f'that learns from `teacher_label` (MobileViGv2Head with '
                     f'distillation=True), got {type(self.head).__name__}'
@@ -206,7 +207,7 @@ class DistillImageClassifier(ImageClassifier):
         num_classes = getattr(self.head, 'num_classes', None)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or (
                 num_classes is not None and logits.shape[1] != num_classes):
-            raise ValueError(
+            raise ConfigError(
                 f'The teacher must return (N, {num_classes or "num_classes"})'
                 f" logits from teacher(inputs, mode='tensor'), got "
                 f'{getattr(logits, "shape", type(logits).__name__)}')

@@ -8,9 +8,9 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..backbones.mobilevigv2 import conv_module
-from ..utils.fused_kernels import enable_fused_kernels
-from ..utils.fusion import fuse_conv_module
+from ...errors import ConfigError
+from ..backbones.base import conv_norm
+from ..utils.fusion import fold_conv_module
 
 
 @MODELS.register_module()
@@ -54,19 +54,17 @@ class MobileViGv2Head(ClsHead):
                  **kwargs) -> None:
         super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f'num_classes must be positive, got {num_classes}')
         self.num_classes = num_classes
         self.distillation = distillation
         self.deploy = deploy
-        self.embed = conv_module(in_channels, emb_dims, 1,
-                                 None if deploy else norm_cfg, act_cfg)
+        self.embed = conv_norm(in_channels, emb_dims, 1, norm_cfg, act_cfg,
+                               deploy)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(emb_dims, num_classes)
         if distillation and not deploy:
             self.fc_dist = nn.Linear(emb_dims, num_classes)
-        if deploy:
-            enable_fused_kernels(self)
 
     def pre_logits(self, feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Pooled, embedded features of the last stage, shape (N, emb_dims)."""
@@ -122,10 +120,9 @@ class MobileViGv2Head(ClsHead):
         """Fold the norm and merge both classifiers (inference only)."""
         if self.deploy:
             return
-        self.embed = fuse_conv_module(self.embed)
+        self.embed = fold_conv_module(self.embed)
         if self.distillation:
             self.fc.weight.add_(self.fc_dist.weight).div_(2)
             self.fc.bias.add_(self.fc_dist.bias).div_(2)
             del self.fc_dist
         self.deploy = True
-        enable_fused_kernels(self)

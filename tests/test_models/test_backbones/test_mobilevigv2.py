@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mvig2_mm.errors import ConfigError
 from mvig2_mm.models import MobileViGv2
+from mvig2_mm.models.backbones.base import shifted, shifted_in_graph
 from mvig2_mm.models.backbones.mobilevigv2 import (InvertedResidual, MGCBlock,
                                                    max_relative_features)
 from mvig2_mm.weights import convert_reference_state_dict
@@ -57,6 +59,20 @@ def test_graph_shift_matches_reference_slicing(hw, hop):
     x = torch.randn(2, 3, *hw)
     expected = reference_graph_features(x, hop)
     assert torch.equal(max_relative_features(x, hop), expected)
+
+
+@pytest.mark.parametrize('size', [1, 2, 5, 7, 8, 9, 16, 25])
+@pytest.mark.parametrize('shift', [-8, -2, 0, 1, 2, 4, 8])
+def test_shift_in_a_captured_graph_equals_the_eager_shift(size, shift):
+    """The two forms of the graph convolutions' shift: the gather a captured
+    graph computes from the size, and the eager one (torch.roll, or no
+    shift along an axis not longer than it)."""
+    x = torch.randn(2, 3, size, size + 3)
+    for dim in (2, 3):
+        assert torch.equal(shifted_in_graph(x, shift, dim),
+                           shifted(x, shift, dim))
+    expected = x if abs(shift) >= size else torch.roll(x, shift, 2)
+    assert torch.equal(shifted(x, shift, 2), expected)
 
 
 def test_graph_shift_does_not_wrap_when_hop_exceeds_size():
@@ -208,9 +224,17 @@ def test_gradients_reach_every_parameter():
 
 # ------------------------------------------------------------ errors
 def test_unknown_arch():
-    with pytest.raises(ValueError, match=r"Unavailable arch 'xl'.*'b', 'm', "
-                                         r"'s', 'ti'"):
+    with pytest.raises(ConfigError, match=r"Unavailable arch 'xl'.*'b', 'm', "
+                                          r"'s', 'ti'"):
         MobileViGv2('xl')
+
+
+def test_no_norm_is_an_error_not_the_deploy_form():
+    """The deploy form is asked for with deploy=True; norm_cfg=None does not
+    silently build it."""
+    with pytest.raises(ConfigError, match=r'norm_cfg must be a BatchNorm '
+                       r'config .*deploy=True'):
+        MobileViGv2('ti', norm_cfg=None)
 
 
 def test_incomplete_arch_dict():
