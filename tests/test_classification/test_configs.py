@@ -163,57 +163,82 @@ def test_imagenet_classifier_preset_matches_the_config(variant):
 
 
 # ------------------------------------------------------- MobileViG (v1)
-V1_WIDTHS = dict(ti=(256, 512), s=(256, 512), m=(400, 768), b=(464, 768))
-
-
-def v1_build(variant, deploy=False):
+def family_build(prefix, variant, deploy=False):
+    """The model of ``configs/classification/{prefix}_{variant}_in1k.py``
+    (or of its deploy config)."""
     from mmpretrain.registry import MODELS
     folder = CONFIGS / 'deploy' if deploy else CONFIGS
     suffix = '_deploy' if deploy else ''
-    cfg = Config.fromfile(folder / f'mvig_{variant}_in1k{suffix}.py')
+    cfg = Config.fromfile(folder / f'{prefix}_{variant}_in1k{suffix}.py')
     return MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize('variant', VARIANTS)
-def test_mobilevig_configs(variant):
-    """A few lines over the shared recipe; params as in the metafile."""
+#: (config prefix, backbone, variant, head widths, the paper's top-1)
+OTHER_FAMILIES = [
+    ('mvig', 'MobileViG', 'ti', (256, 512), {75.7}),
+    ('mvig', 'MobileViG', 's', (256, 512), {78.2}),
+    ('mvig', 'MobileViG', 'm', (400, 768), {80.6}),
+    ('mvig', 'MobileViG', 'b', (464, 768), {82.6}),
+    # GreedyViG: the top-1 of S and B as its files' names give them; none
+    # is sourced for M
+    ('greedyvig', 'GreedyViG', 's', (384, 768), {81.1}),
+    ('greedyvig', 'GreedyViG', 'm', (448, 768), set()),
+    ('greedyvig', 'GreedyViG', 'b', (512, 768), {83.9}),
+]
+
+
+@pytest.mark.parametrize('prefix,backbone,variant,widths,top1',
+                         OTHER_FAMILIES)
+def test_configs_of_the_other_families(prefix, backbone, variant, widths,
+                                       top1):
+    """A few lines over the shared recipe (the reference training scripts
+    of MobileViG and GreedyViG have MobileViGv2's defaults); params and the
+    paper's top-1 as in the metafile."""
     from mvig2_mm.models import imagenet_classifier_cfg
-    cfg = Config.fromfile(CONFIGS / f'mvig_{variant}_in1k.py')
-    assert cfg.model.backbone == dict(type='MobileViG', arch=variant,
+    cfg = Config.fromfile(CONFIGS / f'{prefix}_{variant}_in1k.py')
+    assert cfg.model.backbone == dict(type=backbone, arch=variant,
                                       drop_path_rate=0.1,
                                       drop_path_schedule='reference')
-    assert (cfg.model.head.in_channels,
-            cfg.model.head.emb_dims) == V1_WIDTHS[variant]
+    assert (cfg.model.head.in_channels, cfg.model.head.emb_dims) == widths
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
-    preset = imagenet_classifier_cfg(variant, backbone='MobileViG')
-    assert preset['backbone'] == dict(type='MobileViG', arch=variant)
+    preset = imagenet_classifier_cfg(variant, backbone=backbone)
+    assert preset['backbone'] == dict(type=backbone, arch=variant)
     assert preset['head']['emb_dims'] == cfg.model.head.emb_dims
-    model = v1_build(variant)
-    meta = metafile_models()[f'mvig_{variant}_in1k']
-    assert meta['In Collection'] == 'MobileViG'
+    model = family_build(prefix, variant)
+    meta = metafile_models()[f'{prefix}_{variant}_in1k']
+    assert meta['In Collection'] == backbone
+    if backbone == 'GreedyViG':  # the authors' folder of published files
+        assert 'huggingface.co/SLDGroup/GreedyViG' in meta['Weights']
     assert sum(p.numel() for p in model.parameters()) == \
         meta['Metadata']['Parameters']
-    deployed = v1_build(variant, deploy=True)
+    assert {r['Metrics']['Top 1 Accuracy']
+            for r in meta.get('Results', [])} == top1
+    deployed = family_build(prefix, variant, deploy=True)
     assert deployed.backbone.deploy and not deployed.with_teacher
 
 
-@pytest.mark.parametrize('variant', ['ti', 's', 'm'])
-def test_mobilevig_reference_file_and_deploy(reference, variant, tmp_path):
-    """A reference MobileViG ImageNet file loads as it is into the config
-    (converted on load) and, reparameterised, into the deploy config; both
-    give the reference logits."""
-    weights = reference.state_dict(variant, 'mobilevig')
-    expected = reference.expected(variant, 'mobilevig')['logits']
+@pytest.mark.parametrize('prefix,family,variant', [
+    ('mvig', 'mobilevig', 'ti'), ('mvig', 'mobilevig', 's'),
+    ('mvig', 'mobilevig', 'm'), ('greedyvig', 'greedyvig', 's'),
+    ('greedyvig', 'greedyvig', 'm')])
+def test_reference_file_and_deploy_of_the_other_families(
+        reference, prefix, family, variant, tmp_path):
+    """A reference MobileViG or GreedyViG ImageNet file loads as it is into
+    the config (converted on load; GreedyViG's 1-D layer scales and its
+    inverted residuals' layer_scale_2 too) and, reparameterised, into the
+    deploy config; both give the reference logits."""
+    weights = reference.state_dict(variant, family)
+    expected = reference.expected(variant, family)['logits']
     x, _ = reference.inputs()
-    src, dst = tmp_path / 'mobilevig.pth', tmp_path / 'deploy.pth'
+    src, dst = tmp_path / f'{family}.pth', tmp_path / 'deploy.pth'
     torch.save(dict(state_dict=weights, epoch=300), src)
-    model = v1_build(variant).eval()
+    model = family_build(prefix, variant).eval()
     load_checkpoint(model, str(src), map_location='cpu', strict=True)
     torch.testing.assert_close(logits(model, x), expected,
                                atol=1e-4, rtol=1e-4)
-    config = str(CONFIGS / f'mvig_{variant}_in1k.py')
+    config = str(CONFIGS / f'{prefix}_{variant}_in1k.py')
     assert reparameterize([config, str(src), str(dst)]) == 0
-    deployed = v1_build(variant, deploy=True).eval()
+    deployed = family_build(prefix, variant, deploy=True).eval()
     load_checkpoint(deployed, str(dst), map_location='cpu', strict=True)
     torch.testing.assert_close(logits(deployed, x), expected,
                                atol=1e-4, rtol=1e-4)

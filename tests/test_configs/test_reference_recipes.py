@@ -31,13 +31,21 @@ DETECTION = {
     # on 4 GPUs (its detection_results/det_mobilevig_m_62_8.log)
     'maskrcnn_mvig_m': ('v1', 0.05, 2, 8),
     'maskrcnn_mvig_b': ('v1', 1e-4, 2, 8),
+    # GreedyViG: weight decay 0.05 for S and B (its detection/configs/
+    # mask_rcnn_greedyvig_{s,b}_fpn_1x_coco.py:23), 1 image per GPU
+    'maskrcnn_greedyvig_s': ('greedy', 0.05, 1, 4),
+    'maskrcnn_greedyvig_b': ('greedy', 0.05, 1, 4),
 }
+FAMILY = dict(v1='MobileViG', v2='MobileViGv2', greedy='GreedyViG')
 SEGMENTATION = {
-    name: ('v1' if '_mvig_' in name else 'v2', 1e-4, 4, 32)
+    name: ('v1' if '_mvig_' in name else 'greedy' if 'greedy' in name
+           else 'v2', 1e-4, 4, 32)
     for name in ('semfpn_mvig2_ti', 'semfpn_mvig2_s', 'semfpn_mvig2_m',
-                 'semfpn_mvig2_b', 'semfpn_mvig_m', 'semfpn_mvig_b')}
+                 'semfpn_mvig2_b', 'semfpn_mvig_m', 'semfpn_mvig_b',
+                 'semfpn_greedyvig_s', 'semfpn_greedyvig_b')}
 CLASSIFICATION = [f'mvig2_{v}_in1k' for v in ('ti', 's', 'm', 'b')] + [
-    f'mvig_{v}_in1k' for v in ('ti', 's', 'm', 'b')]
+    f'mvig_{v}_in1k' for v in ('ti', 's', 'm', 'b')] + [
+    f'greedyvig_{v}_in1k' for v in ('s', 'm', 'b')]
 
 
 def config(task: str, name: str) -> Config:
@@ -59,11 +67,14 @@ def reference_rates(backbone) -> list:
     written as the reference writes them: MobileViGv2
     (detection/mobilevigv2_backbone.py:349-366) advances its index after
     MGC blocks only; MobileViG (detection/mobilevig_backbone.py:240-266)
-    after every block."""
+    and GreedyViG (detection/greedyvig_backbone.py:266-283) after every
+    block."""
     arch = backbone.arch
     if type(backbone).__name__ == 'MobileViG':
         return torch.linspace(0, 0.1, sum(arch['blocks'])).tolist()
     blocks = list(zip(arch['ir_blocks'], arch['mgc_blocks']))
+    if type(backbone).__name__ == 'GreedyViG':
+        return torch.linspace(0, 0.1, sum(map(sum, blocks))).tolist()
     dpr = [x.item() for x in torch.linspace(0, 0.1, sum(map(sum, blocks)))]
     rates, dpr_idx = [], 0
     for local_stages, global_stages in blocks:
@@ -113,8 +124,7 @@ def test_detection_recipe(name):
     family, weight_decay, batch, base_batch = DETECTION[name]
     cfg = config('detection', name)
     model = build(cfg)
-    assert type(model.backbone).__name__ == (
-        'MobileViG' if family == 'v1' else 'MobileViGv2')
+    assert type(model.backbone).__name__ == FAMILY[family]
     assert_bn_trained_and_synchronised(cfg, model)
     assert block_rates(model.backbone) == pytest.approx(
         reference_rates(model.backbone))

@@ -7,7 +7,7 @@ import torch
 import yaml
 from mmengine.config import Config
 
-from mvig2_mm.models import MobileViG, MobileViGv2
+from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / 'configs' / 'detection'
@@ -29,6 +29,11 @@ EXPECTED = {
     ('m', 0.05, [8, 11], True, MASK_RCNN_LOSSES),
     'maskrcnn_mvig_b.py':
     ('b', 1e-4, [8, 11], True, MASK_RCNN_LOSSES),
+    # GreedyViG: its own recipe has weight decay 0.05 for B too
+    'maskrcnn_greedyvig_s.py':
+    ('s', 0.05, [8, 11], True, MASK_RCNN_LOSSES),
+    'maskrcnn_greedyvig_b.py':
+    ('b', 0.05, [8, 11], True, MASK_RCNN_LOSSES),
     'retinanet_mvig2_m_1x.py':
     ('m', 0.05, [8, 11], False, ('loss_cls', 'loss_bbox')),
     # ms-3x: 12 epochs over the dataset repeated 3 times
@@ -44,7 +49,8 @@ EXPECTED.update({name.replace('.py', '_frozen-bn.py'): value
 
 
 def backbone_class(name: str) -> type:
-    return MobileViG if '_mvig_' in name else MobileViGv2
+    return MobileViG if '_mvig_' in name else GreedyViG if 'greedyvig' in \
+        name else MobileViGv2
 
 
 def load(name: str) -> Config:
@@ -92,7 +98,8 @@ def test_config_states_the_recipe(name):
     assert cfg.train_cfg.max_epochs == 12
     # per GPU and in all: 1 x 4 (MobileViGv2's reference), 2 x 4
     # (MobileViG's), mmdet's 2 x 8 (not in the paper)
-    batch, total = (1, 4) if name.startswith('maskrcnn_mvig2') else (
+    batch, total = (1, 4) if name.startswith(
+        ('maskrcnn_mvig2', 'maskrcnn_greedyvig')) else (
         2, 8) if name.startswith('maskrcnn_mvig_') else (2, 16)
     assert cfg.train_dataloader.batch_size == batch
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=total)
@@ -160,6 +167,10 @@ def test_metafile():
         published = model['Name'] in ('maskrcnn_mvig2_m', 'maskrcnn_mvig2_b')
         assert ('SLDGroup/MobileViGv2' in model.get('Weights', '')) \
             == published
+        # and GreedyViG's authors S and B (their Detection/ folder)
+        assert ('SLDGroup/GreedyViG/tree/main/Detection' in model.get(
+            'Weights', '')) == (model['Name'] in ('maskrcnn_greedyvig_s',
+                                                  'maskrcnn_greedyvig_b'))
         if model.get('Results'):
             assert 'paper-reported' in model['Metadata']['Results Source']
     reported = {name: {(r['Task'], k): v for r in m['Results']

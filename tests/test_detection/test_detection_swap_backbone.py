@@ -46,18 +46,22 @@ def test_swapped_detector_builds_and_runs(path, det_smoke):
     det_smoke(cfg.model, with_mask, loss_keys)
 
 
-@pytest.mark.parametrize('path', [
-    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-    'retinanet/retinanet_r50_fpn_1x_coco.py',
-    'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'])
-def test_mobilevig_swapped_into_mmdet_configs(path, det_smoke):
-    """The predecessor family drops into real mmdet configs as well."""
+@pytest.mark.parametrize('backbone,arch,path', [
+    ('MobileViG', 'ti', 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    ('MobileViG', 'ti', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
+    ('MobileViG', 'ti', 'retinanet/retinanet_r50_fpn_1x_coco.py'),
+    ('MobileViG', 'ti', 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'),
+    ('GreedyViG', 's', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
+    ('GreedyViG', 's', 'retinanet/retinanet_r50_fpn_1x_coco.py')])
+def test_other_families_swapped_into_mmdet_configs(backbone, arch, path,
+                                                   det_smoke):
+    """The predecessor family and GreedyViG drop into real mmdet configs as
+    well."""
     with_mask, loss_keys = DETECTORS[path]
-    cfg = swap_backbone(mmdet_config(path), arch='ti', backbone='MobileViG')
-    backbone = cfg.model.backbone
-    assert backbone.type == 'MobileViG'
-    assert backbone.init_cfg.checkpoint == 'checkpoints/mobilevig_ti_in1k.pth'
+    cfg = swap_backbone(mmdet_config(path), arch=arch, backbone=backbone)
+    assert cfg.model.backbone.type == backbone
+    assert cfg.model.backbone.init_cfg.checkpoint == \
+        f'checkpoints/{backbone.lower()}_{arch}_in1k.pth'
     det_smoke(cfg.model, with_mask, loss_keys)
 
 

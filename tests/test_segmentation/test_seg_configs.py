@@ -22,7 +22,7 @@ from mmseg.structures import SegDataSample  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from torch.nn.modules.batchnorm import _BatchNorm  # noqa: E402
 
-from mvig2_mm.models import MobileViG, MobileViGv2  # noqa: E402
+from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'segmentation')
@@ -33,7 +33,9 @@ ARCHS = {'semfpn_mvig2_ti.py': 'ti', 'semfpn_mvig2_s.py': 's',
          'semfpn_mvig2_m.py': 'm', 'semfpn_mvig2_b.py': 'b',
          'upernet_mvig2_m.py': 'm',
          # MobileViG (v1) with MobileViGv2's recipe
-         'semfpn_mvig_m.py': 'm', 'semfpn_mvig_b.py': 'b'}
+         'semfpn_mvig_m.py': 'm', 'semfpn_mvig_b.py': 'b',
+         # GreedyViG with its own recipe, which is MobileViGv2's
+         'semfpn_greedyvig_s.py': 's', 'semfpn_greedyvig_b.py': 'b'}
 # the same with the backbone's BatchNorm frozen (and Tune mode)
 ARCHS.update({name.replace('.py', '_frozen-bn.py'): arch
               for name, arch in ARCHS.items() if name.startswith('semfpn')})
@@ -50,7 +52,8 @@ def _mmseg_scope():
 
 
 def backbone_class(name):
-    return MobileViG if '_mvig_' in name else MobileViGv2
+    return MobileViG if '_mvig_' in name else GreedyViG if 'greedyvig' in \
+        name else MobileViGv2
 
 
 def load(name):
@@ -128,6 +131,10 @@ def test_metafile_lists_every_config_with_paper_results():
         # the authors publish Semantic FPN M and B (mmseg 0.30 files)
         published = m['Name'] in ('semfpn_mvig2_m', 'semfpn_mvig2_b')
         assert ('SLDGroup/MobileViGv2' in m.get('Weights', '')) == published
+        # and GreedyViG's authors S and B (their Sem_Segmentation/ folder)
+        assert ('SLDGroup/GreedyViG/tree/main/Sem_Segmentation' in m.get(
+            'Weights', '')) == (m['Name'] in ('semfpn_greedyvig_s',
+                                              'semfpn_greedyvig_b'))
     results = {name: m['Results'][0]['Metrics']['mIoU']
                for name, m in models.items() if 'Results' in m}
     assert results == {'semfpn_mvig2_m.py': 42.9, 'semfpn_mvig2_b.py': 44.3}

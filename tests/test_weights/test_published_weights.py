@@ -330,3 +330,58 @@ def test_mobilevig_file_in_a_mobilevigv2_config_says_so(published, tmp_path):
                        match='it is a MobileViG checkpoint and the model is '
                              'MobileViGv2: use a MobileViG config'):
         check_checkpoint(model, torch.load(det_file, weights_only=True))
+
+
+# ------------------------------------------------------------ GreedyViG
+def test_greedyvig_files_load_as_they_are(published, reference, tmp_path):
+    """GreedyViG's reference ImageNet file (its 1-D layer scales and the
+    inverted residuals' ``layer_scale_2``), its mmdet 2.28 Mask R-CNN and
+    its mmseg 0.30 Semantic FPN files load into our GreedyViG configs as
+    they are, giving the reference features."""
+    from mmdet.apis import init_detector
+    from mmpretrain.apis import init_model
+    from mmseg.apis import init_model as init_segmentor
+    _, x = reference.inputs()
+    expected = reference.expected('s', 'greedyvig')['features']
+    for config, build, library in (
+            ('detection/maskrcnn_greedyvig_s.py', init_detector, 'mmdet'),
+            ('segmentation/semfpn_greedyvig_s.py', init_segmentor, 'mmseg')):
+        path = tmp_path / f'{library}.pth'
+        weights = published.whole_model(REPO / 'configs' / config, 's', path,
+                                        library, family='greedyvig')
+        model = build(str(REPO / 'configs' / config), str(path),
+                      device='cpu')
+        assert_found_by_value(weights, model)
+        with torch.no_grad():
+            outs = model.backbone.eval()(x)
+        for out, exp in zip(outs, expected):
+            torch.testing.assert_close(out, exp, atol=1e-4, rtol=1e-4)
+    cls_file = tmp_path / 'S_GreedyViG_81_1.pth'
+    cls_weights = published.imagenet('s', cls_file, family='greedyvig')
+    classifier = init_model(
+        str(REPO / 'configs/classification/greedyvig_s_in1k.py'),
+        str(cls_file), device='cpu')
+    assert_found_by_value(cls_weights, classifier)
+
+
+def test_greedyvig_and_mobilevigv2_files_name_both_families(
+        published, tmp_path):
+    """GreedyViG's keys are MobileViGv2's once converted: the family is told
+    by its graph blocks in stage 0, and a file of one family in the other's
+    config names both."""
+    from mmdet.apis import init_detector
+    greedy = tmp_path / 'greedyvig_s.pth'
+    published.whole_model(REPO / 'configs/detection/maskrcnn_greedyvig_s.py',
+                          's', greedy, 'mmdet', family='greedyvig')
+    v2 = tmp_path / 'mobilevigv2_s.pth'
+    published.whole_model(REPO / 'configs/detection/maskrcnn_mvig2_s.py', 's',
+                          v2, 'mmdet')
+    for file, config, family, model_family in (
+            (greedy, 'maskrcnn_mvig2_s.py', 'GreedyViG', 'MobileViGv2'),
+            (v2, 'maskrcnn_greedyvig_s.py', 'MobileViGv2', 'GreedyViG')):
+        model = init_detector(str(REPO / 'configs/detection' / config), None,
+                              device='cpu')
+        with pytest.raises(CheckpointMismatchError,
+                           match=f'it is a {family} checkpoint and the model '
+                                 f'is {model_family}: use a {family} config'):
+            check_checkpoint(model, torch.load(file, weights_only=True))

@@ -8,7 +8,7 @@ test_mobilevigv2.py and test_mobilevig.py."""
 import pytest
 import torch
 
-from mvig2_mm.models import MobileViG, MobileViGv2
+from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2
 
 #: The stage channels of each variant, as the papers give them.
 CHANNELS = {
@@ -16,9 +16,16 @@ CHANNELS = {
                       m=[32, 64, 192, 384], b=[64, 128, 256, 512]),
     MobileViG: dict(ti=[42, 84, 168, 256], s=[42, 84, 176, 256],
                     m=[42, 84, 224, 400], b=[42, 84, 240, 464]),
+    GreedyViG: dict(s=[48, 96, 192, 384], m=[56, 112, 224, 448],
+                    b=[64, 128, 256, 512]),
 }
-FAMILIES = pytest.mark.parametrize('family', [MobileViGv2, MobileViG],
+FAMILIES = pytest.mark.parametrize('family', list(CHANNELS),
                                    ids=lambda cls: cls.__name__)
+
+
+def smallest(family) -> str:
+    """The family's smallest variant."""
+    return next(iter(CHANNELS[family]))
 
 
 @FAMILIES
@@ -26,12 +33,12 @@ FAMILIES = pytest.mark.parametrize('family', [MobileViGv2, MobileViG],
 @pytest.mark.parametrize('hw', [(224, 224), (224, 320), (97, 131), (40, 72),
                                 (32, 32)])
 def test_output_shapes(family, hw, batch):
-    model = family('ti').eval()
+    model = family(smallest(family)).eval()
     with torch.no_grad():
         outs = model(torch.randn(batch, 3, *hw))
     h, w = hw
-    for out, channels, halvings in zip(outs, CHANNELS[family]['ti'],
-                                       [2, 3, 4, 5]):
+    channels_of = CHANNELS[family][smallest(family)]
+    for out, channels, halvings in zip(outs, channels_of, [2, 3, 4, 5]):
         exp_h, exp_w = h, w
         for _ in range(halvings):
             exp_h, exp_w = (exp_h + 1) // 2, (exp_w + 1) // 2
@@ -51,9 +58,9 @@ def test_variant_channels(family, arch):
 @FAMILIES
 def test_with_cp_same_outputs_and_gradients(family):
     torch.manual_seed(1)
-    plain = family('ti', layer_scale_init_value=0.3)
+    plain = family(smallest(family), layer_scale_init_value=0.3)
     plain.init_weights()
-    ckpt = family('ti', layer_scale_init_value=0.3, with_cp=True)
+    ckpt = family(smallest(family), layer_scale_init_value=0.3, with_cp=True)
     ckpt.load_state_dict(plain.state_dict())
     plain.train(), ckpt.train()
     x = torch.randn(2, 3, 64, 64)
@@ -71,7 +78,7 @@ def test_with_cp_same_outputs_and_gradients(family):
 
 @FAMILIES
 def test_deploy_equals_training_form_and_round_trip(family):
-    model = family('ti', layer_scale_init_value=0.5)
+    model = family(smallest(family), layer_scale_init_value=0.5)
     model.init_weights()
     model.train()
     model(torch.randn(4, 3, 64, 64))  # non-trivial BN statistics
@@ -83,7 +90,7 @@ def test_deploy_equals_training_form_and_round_trip(family):
         after = model(x)
     for a, b in zip(before, after):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * a.abs().max())
-    fresh = family('ti', deploy=True).eval()
+    fresh = family(smallest(family), deploy=True).eval()
     fresh.load_state_dict(model.state_dict(), strict=True)
     with torch.no_grad():
         for a, b in zip(after, fresh(x)):

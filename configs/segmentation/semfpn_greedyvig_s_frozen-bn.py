@@ -1,0 +1,8 @@
+# Semantic FPN, GreedyViG-S, with the backbone's BatchNorm frozen and Tune
+# mode: less memory than semfpn_greedyvig_s.py, which trains BatchNorm as
+# the reference runs did (configs/segmentation/README.md, "Which config").
+# The heads keep mmseg's SyncBN.
+_base_ = './semfpn_greedyvig_s.py'
+
+model = dict(backbone=dict(norm_eval=True, efficient_conv_bn_eval=True))
+sync_bn = None
