@@ -46,6 +46,19 @@ def shifted_in_graph(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
     return x.index_select(dim, torch.remainder(index - shift, length))
 
 
+def size_in_graph(x: torch.Tensor, dim: int) -> Union[int, torch.Tensor]:
+    """The size of ``x`` along ``dim`` for index arithmetic in a captured
+    graph. The TorchScript tracer (ONNX's older exporter) records an int
+    read from a shape as a constant, so there it is a tensor that follows
+    the size; torch.compile and torch.export follow the int itself (a
+    symbolic one where the size varies), and inductor cannot give a tensor
+    a shape computed from another tensor's values."""
+    if torch.jit.is_tracing():
+        return torch.zeros((), dtype=torch.long, device=x.device) + \
+            x.shape[dim]
+    return x.shape[dim]
+
+
 def every_shift_in_graph(x: torch.Tensor, hop: int,
                          dim: int) -> torch.Tensor:
     """``x`` and its cyclic shifts by ``hop, 2 hop, ...`` (each shorter than
@@ -55,8 +68,8 @@ def every_shift_in_graph(x: torch.Tensor, hop: int,
     from the size of ``x``, so that it is right for every size (the eager
     code loops over ``range(hop, L, hop)``)."""
     size = x.shape[dim]
-    length = torch.zeros((), dtype=torch.long, device=x.device) + size
-    count = torch.div(length - 1, hop, rounding_mode='floor') + 1
+    length = size_in_graph(x, dim)
+    count = (length - 1) // hop + 1
     shifts = torch.arange(count, device=x.device) * hop  # 0, K, 2K, ...
     index = torch.remainder(
         torch.arange(length, device=x.device)[None, :] - shifts[:, None],

@@ -15,7 +15,7 @@ import torch
 from mmengine.registry import MODELS
 
 from ..utils.graph_capture import capturing_graph
-from .base import GraphConv, every_shift_in_graph
+from .base import GraphConv, every_shift_in_graph, size_in_graph
 from .mobilevigv2 import MobileViGv2
 
 
@@ -32,8 +32,7 @@ def half_way(x: torch.Tensor) -> torch.Tensor:
     ``x[..., -H // 2:] / x[..., :-H // 2]`` concatenation)."""
     if capturing_graph():  # the shifts computed from the size in the graph
         for dim in (2, 3):
-            length = torch.zeros((), dtype=torch.long,
-                                 device=x.device) + x.shape[dim]
+            length = size_in_graph(x, dim)
             index = torch.remainder(
                 torch.arange(length, device=x.device) - (length + 1) // 2,
                 length)

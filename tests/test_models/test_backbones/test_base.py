@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2
+from mvig2_mm.models.backbones.base import GraphConv
 
 #: The stage channels of each variant, as the papers give them.
 CHANNELS = {
@@ -95,3 +96,23 @@ def test_deploy_equals_training_form_and_round_trip(family):
     with torch.no_grad():
         for a, b in zip(after, fresh(x)):
             assert torch.equal(a, b)
+
+
+@FAMILIES
+def test_graph_conv_compiles_into_one_graph_for_every_size(family):
+    """``torch.compile`` (``tools/test.py --compile``, the benchmark) takes
+    each family's graph convolution whole: one inductor graph
+    (``fullgraph=True`` fails on a graph break) with the weights frozen as
+    the benchmark compiles, equal to eager at two sizes (the second one
+    recompiled with symbolic sizes), one of them smaller than the graph's
+    step."""
+    torch.manual_seed(0)
+    model = family(smallest(family)).eval()
+    graph_conv = next(m for m in model.modules() if isinstance(m, GraphConv))
+    compiled = torch.compile(graph_conv, fullgraph=True,
+                             options={'freezing': True})  # as the benchmark
+    channels = next(graph_conv.parameters()).shape[1] // 2  # of [x, x_j]
+    with torch.inference_mode():
+        for hw in [(14, 14), (5, 9)]:
+            x = torch.randn(2, channels, *hw)
+            torch.testing.assert_close(compiled(x), graph_conv(x))
