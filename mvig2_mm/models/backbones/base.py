@@ -59,6 +59,18 @@ def size_in_graph(x: torch.Tensor, dim: int) -> Union[int, torch.Tensor]:
     return x.shape[dim]
 
 
+def wrap_index(index: torch.Tensor,
+               length: Union[int, torch.Tensor]) -> torch.Tensor:
+    """``index`` modulo the axis' ``length`` (from :func:`size_in_graph`):
+    the cyclic wrap of shifted indices, the divisor a tensor (ONNX's
+    dynamo-based exporter cannot take a symbolic size as ``remainder``'s
+    scalar)."""
+    if not torch.is_tensor(length):
+        length = torch.full((), length, dtype=index.dtype,
+                            device=index.device)
+    return torch.remainder(index, length)
+
+
 def every_shift_in_graph(x: torch.Tensor, hop: int,
                          dim: int) -> torch.Tensor:
     """``x`` and its cyclic shifts by ``hop, 2 hop, ...`` (each shorter than
@@ -71,7 +83,7 @@ def every_shift_in_graph(x: torch.Tensor, hop: int,
     length = size_in_graph(x, dim)
     count = (length - 1) // hop + 1
     shifts = torch.arange(count, device=x.device) * hop  # 0, K, 2K, ...
-    index = torch.remainder(
+    index = wrap_index(
         torch.arange(length, device=x.device)[None, :] - shifts[:, None],
         length)
     # int32 indices: Core ML's gather takes no other (ONNX's takes both)

@@ -15,7 +15,7 @@ import torch
 from mmengine.registry import MODELS
 
 from ..utils.graph_capture import capturing_graph
-from .base import GraphConv, every_shift_in_graph, size_in_graph
+from .base import GraphConv, every_shift_in_graph, size_in_graph, wrap_index
 from .mobilevigv2 import MobileViGv2
 
 
@@ -33,7 +33,7 @@ def half_way(x: torch.Tensor) -> torch.Tensor:
     if capturing_graph():  # the shifts computed from the size in the graph
         for dim in (2, 3):
             length = size_in_graph(x, dim)
-            index = torch.remainder(
+            index = wrap_index(
                 torch.arange(length, device=x.device) - (length + 1) // 2,
                 length)
             # int32 indices: Core ML's gather takes no other
