@@ -4,11 +4,16 @@
 #   make lint   flake8 and isort (configured in setup.cfg), as CI runs them
 # Variables: VENV (default .venv), PYTHON (default python3),
 #            MVIG2_MM_CACHE (mmcv wheel cache, default ~/.cache/mvig2_mm),
-#            PYTEST_ARGS (extra pytest arguments, e.g. -m "not slow").
+#            PYTEST_ARGS (extra pytest arguments, e.g. -m "not slow"),
+#            PYTEST_WORKERS (parallel test processes, default: the cores, at
+#            most 4; 0 runs the tests in this process).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist workers: one per core, at most 4 (memory: a worker needs up to
+# ~4 GB); each test then runs on cores / workers threads
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 LINT_PATHS := mvig2_mm tools tests configs setup.py
 export VENV PYTHON
 
@@ -20,10 +25,10 @@ setup:
 
 test: setup
 	@echo "==> make test: running the test suite"
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	@echo "==> make lint: flake8 and isort"

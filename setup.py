@@ -88,7 +88,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    'tests': ['pytest>=7', 'pytest-timeout'],
+    # pytest-xdist: `make test` runs the suite on every core
+    'tests': ['pytest>=7', 'pytest-timeout', 'pytest-xdist'],
     # `make lint` (setup.cfg configures both)
     'lint': ['flake8>=7', 'isort>=5'],
     # tools/deployment: ONNX export (onnxscript for the torch.export-based

@@ -53,7 +53,11 @@ def reference():
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # `make test` runs one pytest-xdist worker per core: a test's threads
+    # share the cores with the other workers' (oversubscribed OpenMP
+    # threads slow every worker down)
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(autouse=True)
