@@ -48,14 +48,13 @@ from mmengine.registry import DefaultScope
 import mvig2_mm  # noqa: F401,E402
 from mvig2_mm.cli import launcher
 from mvig2_mm.cli.checkpoints import backbone_form_mismatch, read_checkpoint
+from mvig2_mm.cli.images import list_images
 from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
 from mvig2_mm.weights import (check_checkpoint, dataset_meta_of,
                               load_checkpoint_strictly)
 
 PROG = 'tools/infer.py'
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp', '.ppm', '.pgm')
 # a classifier's input is small; its picture is enlarged to this short side
 # so that the drawn label stays legible
 CLS_VIS_SHORT_SIDE = 224
@@ -90,32 +89,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='override config settings, as key=value pairs')
     add_debug_argument(parser)
     return parser.parse_args(argv)
-
-
-def list_images(path: str) -> List[str]:
-    """The image files of ``path`` (a file, or a folder's images, sorted);
-    each is checked to be an image (its header only)."""
-    from PIL import Image
-    if osp.isdir(path):
-        images = sorted(
-            osp.join(path, name) for name in os.listdir(path)
-            if name.lower().endswith(IMAGE_EXTENSIONS)
-            and osp.isfile(osp.join(path, name)))
-        if not images:
-            raise ToolError(f'no images in {path} (looked for '
-                            f'{", ".join(IMAGE_EXTENSIONS)})')
-    elif osp.isfile(path):
-        images = [path]
-    else:
-        raise ToolError(f'input not found: {path}')
-    for image in images:
-        try:
-            with Image.open(image):
-                pass
-        except Exception as e:  # noqa: BLE001 (any decoder error: one line)
-            raise ToolError(
-                f'cannot read image {image}: not an image file') from e
-    return images
 
 
 def load_config(args: argparse.Namespace) -> Config:

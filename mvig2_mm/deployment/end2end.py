@@ -28,11 +28,12 @@ from ..errors import ConfigError
 from ..models.utils import switch_to_deploy
 from ..weights import load_checkpoint_strictly
 from .mmdeploy_compat import check_mmdeploy, mmdeploy_patched
+from .models import exportable
 
 __all__ = [
     'Conversion', 'DEPLOY_CONFIG_DIR', 'MatchReport', 'backend_model',
     'build_model', 'compare_predictions', 'convert', 'deploy_config_path',
-    'example_input', 'predict'
+    'example_input', 'pipeline_size', 'predict'
 ]
 
 #: The project's mmdeploy deploy configs (``configs/deployment/``, as the
@@ -50,12 +51,15 @@ class Conversion:
         deploy_cfg (Config): The deploy config.
         model_cfg (Config): The model config.
         seconds (float): The time the ONNX export took.
+        torch_model (nn.Module): The PyTorch model that was converted,
+            before its deploy form (the reference to compare with).
         sdk_files (list[str]): mmdeploy's SDK metadata files.
     """
     onnx_file: str
     deploy_cfg: Config
     model_cfg: Config
     seconds: float
+    torch_model: nn.Module
     sdk_files: List[str] = field(default_factory=list)
 
 
@@ -157,21 +161,29 @@ def convert(config: Union[str, Config],
     check_mmdeploy()
     from mmdeploy.apis.onnx import export
     from mmdeploy.apis.utils import build_task_processor
-    from mmdeploy.utils import (get_backend, get_dynamic_axes,
-                                get_input_shape, get_onnx_config)
+    from mmdeploy.utils import (get_backend, get_dynamic_axes, get_input_shape,
+                                get_onnx_config)
 
     from . import mmdeploy_rewriters  # noqa: F401 (registers the RPN's)
 
     deploy_cfg, model_cfg = _load_configs(config, deploy_config)
+    resize = _resize_step(model_cfg)
+    if sdk and resize not in (None, 'Resize'):
+        raise ConfigError(
+            f"mmdeploy's SDK pipeline has no {resize} (the config's test "
+            f'pipeline): convert without the SDK metadata (sdk=False, '
+            f'--no-sdk); the ONNX model runs through mmdeploy\'s Python '
+            f'wrapper (tools/infer.py --backend onnxruntime)')
     os.makedirs(out_dir, exist_ok=True)
     onnx_cfg = get_onnx_config(deploy_cfg)
     with mmdeploy_patched():
         # a copy: mmdeploy's create_input edits the config's test pipeline
         processor = build_task_processor(copy.deepcopy(model_cfg),
                                          deploy_cfg, 'cpu')
-        model = build_model(model_cfg, checkpoint)
+        torch_model = build_model(model_cfg, checkpoint, deploy=False)
+        model = switch_to_deploy(copy.deepcopy(torch_model))
         if image is None:
-            image = example_input(_pipeline_size(model_cfg))
+            image = example_input(pipeline_size(model_cfg))
         data, inputs = processor.create_input(
             image, get_input_shape(deploy_cfg),
             data_preprocessor=model.data_preprocessor)
@@ -180,22 +192,25 @@ def convert(config: Union[str, Config],
         names = onnx_cfg['input_names'] + onnx_cfg['output_names']
         prefix = osp.join(out_dir, osp.splitext(onnx_cfg['save_file'])[0])
         start = time.perf_counter()
-        export(model, inputs, output_path_prefix=prefix,
-               backend=get_backend(deploy_cfg).value,
-               input_metas=dict(data_samples=data['data_samples'],
-                                mode='predict'),
-               context_info=dict(deploy_cfg=deploy_cfg),
-               input_names=onnx_cfg['input_names'],
-               output_names=onnx_cfg['output_names'],
-               opset_version=onnx_cfg.get('opset_version', 11),
-               dynamic_axes=get_dynamic_axes(deploy_cfg, names),
-               keep_initializers_as_inputs=onnx_cfg.get(
-                   'keep_initializers_as_inputs', False),
-               optimize=onnx_cfg.get('optimize', False))
+        with exportable(model):  # mmseg's Upsample: sizes in the graph
+            export(model, inputs, output_path_prefix=prefix,
+                   backend=get_backend(deploy_cfg).value,
+                   input_metas=dict(data_samples=data['data_samples'],
+                                    mode='predict'),
+                   context_info=dict(deploy_cfg=deploy_cfg),
+                   input_names=onnx_cfg['input_names'],
+                   output_names=onnx_cfg['output_names'],
+                   opset_version=onnx_cfg.get('opset_version', 11),
+                   dynamic_axes=get_dynamic_axes(deploy_cfg, names),
+                   keep_initializers_as_inputs=onnx_cfg.get(
+                       'keep_initializers_as_inputs', False),
+                   optimize=onnx_cfg.get('optimize', False))
         seconds = time.perf_counter() - start
-    result = Conversion(prefix + '.onnx', deploy_cfg, model_cfg, seconds)
+    result = Conversion(prefix + '.onnx', deploy_cfg, model_cfg, seconds,
+                        torch_model)
     if sdk:
         from mmdeploy.backend.sdk.export_info import export2SDK
+
         # copies: it edits the configs (the SDK's pipeline)
         export2SDK(copy.deepcopy(deploy_cfg), copy.deepcopy(model_cfg),
                    out_dir, pth=checkpoint or '', device='cpu')
@@ -205,11 +220,24 @@ def convert(config: Union[str, Config],
     return result
 
 
-def _pipeline_size(model_cfg: Config) -> Sequence[int]:
-    """(H, W) of the test pipeline's ``Resize`` (default 512 x 512)."""
-    for step in model_cfg.get('test_pipeline') or model_cfg.get(
-            'test_dataloader', {}).get('dataset', {}).get('pipeline', []):
-        scale = step.get('scale') if step.get('type') == 'Resize' else None
+def _test_pipeline(model_cfg: Config) -> list:
+    return model_cfg.get('test_pipeline') or model_cfg.get(
+        'test_dataloader', {}).get('dataset', {}).get('pipeline', [])
+
+
+def _resize_step(model_cfg: Config) -> Optional[str]:
+    """The type of the test pipeline's resize step (None: none)."""
+    for step in _test_pipeline(model_cfg):
+        if 'Resize' in step.get('type', ''):
+            return step['type']
+    return None
+
+
+def pipeline_size(model_cfg: Config) -> Sequence[int]:
+    """(H, W) of the test pipeline's resize (default 512 x 512)."""
+    for step in _test_pipeline(model_cfg):
+        scale = step.get('scale') if 'Resize' in step.get('type',
+                                                          '') else None
         if scale:
             width, height = (scale, scale) if isinstance(scale, int) \
                 else scale
@@ -265,6 +293,8 @@ class MatchReport:
             pixels of those pairs, inside the union of their boxes
             (segmentation: of all pixels; 1.0 without masks).
         unmatched (list[str]): What did not match, one line each.
+        pixels (bool): Segmentation: ``expected`` and ``matched`` count
+            pixels.
     """
     images: int = 0
     expected: int = 0
@@ -274,6 +304,7 @@ class MatchReport:
     worst_score_diff: float = 0.0
     worst_mask_agreement: float = 1.0
     unmatched: List[str] = field(default_factory=list)
+    pixels: bool = False
 
     def passed(self, min_mask_agreement: float = 0.99) -> bool:
         """Whether every detection matched, none is extra and the masks
@@ -283,6 +314,10 @@ class MatchReport:
 
     def summary(self) -> str:
         """One line."""
+        if self.pixels:
+            return (f'{self.images} image(s): the same class at '
+                    f'{self.matched}/{self.expected} pixels, worst image '
+                    f'{100 * self.worst_mask_agreement:.2f}%')
         return (f'{self.images} image(s): {self.matched}/{self.expected} '
                 f'matched, {self.extra} extra; worst IoU '
                 f'{self.worst_iou:.4f}, score difference '
@@ -351,6 +386,7 @@ def compare_predictions(expected: list, actual: list,
             a = exp.pred_sem_seg.data.cpu().numpy()
             b = act.pred_sem_seg.data.cpu().numpy()
             agree = float((a == b).mean())
+            report.pixels = True
             report.expected += a.size
             report.matched += int((a == b).sum())
             report.worst_mask_agreement = min(report.worst_mask_agreement,
