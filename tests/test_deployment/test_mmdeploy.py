@@ -3,7 +3,6 @@ mvig2_mm.deployment.end2end): a stand-in published Mask R-CNN and Semantic
 FPN converted whole, their predictions equal to mmdet's / mmseg's; the
 compatibility patches; the one-line errors."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def test_segmentation_through_the_tool(published, tmp_path, capsys):
             'test_pipeline.1.scale=(128,128)']
     assert main(args) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
+    assert [line for line in err if 'error' in line] == [
         "tools/deployment/mmdeploy_convert.py: error: mmdeploy's SDK "
         "pipeline has no AlignResize (the config's test pipeline): convert "
         'without the SDK metadata (sdk=False, --no-sdk); the ONNX model '
@@ -172,19 +171,13 @@ def test_wrong_mmdeploy_version_one_line(monkeypatch, capsys, tmp_path):
         'it)']
 
 
-def test_missing_mmdeploy_one_line(tmp_path):
-    """Without mmdeploy (hidden from the import system) the tool ends with
-    one line naming the install command."""
-    code = ('import sys; sys.modules["mmdeploy"] = None; '
-            'from tools.deployment.mmdeploy_convert import main; '
-            f'sys.exit(main([{str(DET_CONFIG)!r}, "--out", '
-            f'{str(tmp_path)!r}]))')
-    proc = subprocess.run([sys.executable, '-W', 'ignore', '-c', code],
-                          cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 1, proc.stderr
-    lines = [line for line in proc.stderr.splitlines()
-             if 'error' in line or 'Traceback' in line]
-    assert lines == [
+def test_missing_mmdeploy_one_line(monkeypatch, capsys, tmp_path):
+    """Without mmdeploy (hidden from the import system: ``import mmdeploy``
+    raises ImportError) the tool ends with one line naming the install
+    command."""
+    monkeypatch.setitem(sys.modules, 'mmdeploy', None)
+    assert main([str(DET_CONFIG), '--out', str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
         'tools/deployment/mmdeploy_convert.py: error: mmdeploy is not '
         'installed: pip install --no-deps mmdeploy==1.3.1 '
-        '(tools/setup_env.sh installs it)'], proc.stderr
+        '(tools/setup_env.sh installs it)']

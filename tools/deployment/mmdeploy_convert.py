@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     """Convert with the command line ``argv`` (default: ``sys.argv[1:]``).
     """
     args = parse_args(argv)
+    from mvig2_mm.deployment.mmdeploy_compat import check_mmdeploy
+    check_mmdeploy()  # before any work
     from mvig2_mm.deployment.end2end import (backend_model,
                                              compare_predictions, convert,
                                              example_input, pipeline_size,
