@@ -1,18 +1,12 @@
 # mmdeploy deploy config: an mmdet instance segmentation model (Mask R-CNN)
 # to ONNX Runtime, dynamic batch and image size. What mmdeploy's own
 # configs/mmdet/instance-seg/instance-seg_onnxruntime_dynamic.py resolves to
-# (github:open-mmlab/mmdeploy, v1.3.1), written out without its _base_ files
-# (they are not in the mmdeploy wheel). Used by
-# tools/deployment/mmdeploy_convert.py.
+# (github:open-mmlab/mmdeploy, v1.3.1; its _base_ files are not in the
+# mmdeploy wheel). Used by tools/deployment/mmdeploy_convert.py.
+_base_ = './_base_/onnxruntime_dynamic.py'
+
 onnx_config = dict(
-    type='onnx',
-    export_params=True,
-    keep_initializers_as_inputs=False,
-    opset_version=11,
-    save_file='end2end.onnx',
-    input_names=['input'],
     output_names=['dets', 'labels', 'masks'],
-    input_shape=None,
     dynamic_axes=dict(
         input=dict({0: 'batch', 2: 'height', 3: 'width'}),
         dets=dict({0: 'batch', 1: 'num_dets'}),
@@ -33,4 +27,3 @@ codebase_config = dict(
         keep_top_k=100,
         background_label_id=-1,
         export_postprocess_mask=False))
-backend_config = dict(type='onnxruntime')
