@@ -95,6 +95,11 @@ EXTRAS_REQUIRE = {
     # tools/deployment: ONNX export (onnxscript for the torch.export-based
     # exporter, onnxruntime for --verify), Core ML
     'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools'],
+    # tools/deployment/mmdeploy_convert.py: what mmdeploy 1.3.1 imports to
+    # convert to and run ONNX Runtime (aenum: its codebase registry). mmdeploy
+    # itself is installed apart, with --no-deps (tools/setup_env.sh): its
+    # metadata pins protobuf<=3.20.2, which would downgrade onnx and protobuf
+    'mmdeploy': ['aenum', 'onnx', 'onnxruntime'],
     # `mim train/test/run/search mvig2_mm`; opendatalab >= 0.0.10 pulls
     # openxlab, which downgrades setuptools (to 60.2, too old for editable
     # installs) and requests, and mim does not need it for these commands

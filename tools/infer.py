@@ -48,14 +48,13 @@ from mmengine.registry import DefaultScope
 import mvig2_mm  # noqa: F401,E402
 from mvig2_mm.cli import launcher
 from mvig2_mm.cli.checkpoints import backbone_form_mismatch, read_checkpoint
+from mvig2_mm.cli.images import list_images
 from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
 from mvig2_mm.weights import (check_checkpoint, dataset_meta_of,
                               load_checkpoint_strictly)
 
 PROG = 'tools/infer.py'
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp', '.ppm', '.pgm')
 # a classifier's input is small; its picture is enlarged to this short side
 # so that the drawn label stays legible
 CLS_VIS_SHORT_SIDE = 224
@@ -85,6 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--compile', action='store_true',
                         help=launcher.COMPILE_HELP)
+    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'),
+                        default='pytorch',
+                        help='onnxruntime: CHECKPOINT is the folder that '
+                        'tools/deployment/mmdeploy_convert.py wrote (a '
+                        'detector or segmentor); its end2end.onnx runs '
+                        "through mmdeploy's ONNX Runtime wrapper")
     parser.add_argument(
         '--cfg-options', nargs='+', action=launcher.StrictDictAction,
         help='override config settings, as key=value pairs')
@@ -92,33 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def list_images(path: str) -> List[str]:
-    """The image files of ``path`` (a file, or a folder's images, sorted);
-    each is checked to be an image (its header only)."""
-    from PIL import Image
-    if osp.isdir(path):
-        images = sorted(
-            osp.join(path, name) for name in os.listdir(path)
-            if name.lower().endswith(IMAGE_EXTENSIONS)
-            and osp.isfile(osp.join(path, name)))
-        if not images:
-            raise ToolError(f'no images in {path} (looked for '
-                            f'{", ".join(IMAGE_EXTENSIONS)})')
-    elif osp.isfile(path):
-        images = [path]
-    else:
-        raise ToolError(f'input not found: {path}')
-    for image in images:
-        try:
-            with Image.open(image):
-                pass
-        except Exception as e:  # noqa: BLE001 (any decoder error: one line)
-            raise ToolError(
-                f'cannot read image {image}: not an image file') from e
-    return images
-
-
 def load_config(args: argparse.Namespace) -> Config:
+    if args.backend == 'onnxruntime':
+        return load_onnxruntime_config(args)
     if osp.isfile(args.config) and not (launcher.is_url(args.checkpoint)
                                         or osp.isfile(args.checkpoint)):
         raise ToolError(f'checkpoint file not found: {args.checkpoint}')
@@ -131,6 +112,36 @@ def load_config(args: argparse.Namespace) -> Config:
     if mismatch:
         raise ToolError(mismatch)
     return cfg
+
+
+def load_onnxruntime_config(args: argparse.Namespace) -> Config:
+    """The config, for a model converted by mmdeploy_convert.py into the
+    folder ``args.checkpoint``."""
+    onnx_file = osp.join(args.checkpoint, 'end2end.onnx')
+    if not osp.isfile(onnx_file):
+        raise ToolError(f'{onnx_file} not found: with --backend onnxruntime '
+                        f'CHECKPOINT is the folder that '
+                        f'tools/deployment/mmdeploy_convert.py wrote')
+    if args.compile:
+        raise ToolError('--compile compiles PyTorch models: not with '
+                        '--backend onnxruntime')
+    cfg = launcher.read_config(args.config, args.cfg_options)
+    if cfg.get('default_scope') not in ('mmdet', 'mmseg'):
+        raise ToolError(f"the config's default_scope is "
+                        f"{cfg.get('default_scope')!r}: --backend "
+                        f'onnxruntime runs mmdet and mmseg models')
+    return cfg
+
+
+def use_onnxruntime(inferencer, cfg: Config, folder: str) -> None:
+    """Replace the inferencer's PyTorch model with the ONNX Runtime model
+    in ``folder`` (mmdeploy's wrapper; the project's deploy config of the
+    task), keeping its class names."""
+    from mvig2_mm.deployment.end2end import backend_model, deploy_config_path
+    deploy_cfg = Config.fromfile(deploy_config_path(cfg))
+    model = backend_model(osp.join(folder, 'end2end.onnx'), cfg, deploy_cfg)
+    model.dataset_meta = inferencer.model.dataset_meta
+    inferencer.model = model
 
 
 def open_checkpoint(path: str) -> Optional[dict]:
@@ -312,13 +323,19 @@ def main(argv=None) -> None:
                         f'{args.batch_size}')
     if args.device is None:
         args.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
-    checkpoint = open_checkpoint(args.checkpoint)
+    onnxruntime = args.backend == 'onnxruntime'
+    checkpoint = None if onnxruntime else open_checkpoint(args.checkpoint)
     build, infer = TASKS[cfg.default_scope]
     # in the config's scope (also when main() runs in a process that has
     # used another library's scope before)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         inferencer = build(cfg, args)
-        meta = load_weights(inferencer.model, args.checkpoint, checkpoint)
+        if onnxruntime:
+            use_onnxruntime(inferencer, cfg, args.checkpoint)
+            meta = {}
+        else:
+            meta = load_weights(inferencer.model, args.checkpoint,
+                                checkpoint)
         del checkpoint  # the memory-mapped file
         if args.compile:
             launcher.enable_compile(cfg)

@@ -17,7 +17,9 @@
 #      torch/torchvision/mmcv pinned so nothing replaces them;
 #   6. the mmcv wheel installed;
 #   7. this package (editable), linked where mim looks for it;
-#   8. verify the stack, mmcv's compiled ops included.
+#   8. mmdeploy without its stale dependency pins (--no-deps; what it
+#      imports comes with the mmdeploy extra);
+#   9. verify the stack, mmcv's compiled ops included.
 set -euo pipefail
 
 VENV=${VENV:-.venv}
@@ -126,7 +128,7 @@ fi
 # 5. what mvig2_mm needs besides mmcv, while mmcv builds ---------------------------
 # Re-run pip only when setup.py or the extras changed since the last install.
 STAMP="$VENV/.mvig2_mm-installed"
-EXTRAS="tests,deploy,lint,mim"
+EXTRAS="tests,deploy,mmdeploy,lint,mim"
 CONSTRAINT_LINES="mmcv==$MMCV_VERSION
 mmengine==0.10.7
 mmdet==3.3.0
@@ -196,11 +198,22 @@ if [ -L "$SITE/mvig2_mm" ] || [ ! -e "$SITE/mvig2_mm" ]; then
   grep -qx 'mvig2_mm,,' "$record" || echo 'mvig2_mm,,' >> "$record"
 fi
 
-# 8. verify ---------------------------------------------------------------------
+# 8. mmdeploy ---------------------------------------------------------------------
+# Its metadata pins protobuf<=3.20.2 (and so onnx 1.17): installed without
+# its dependencies; what it imports is setup.py's mmdeploy extra (step 5).
+MMDEPLOY_VERSION=1.3.1
+if ! "$PY" -c "import importlib.metadata as m; assert m.version('mmdeploy') == '$MMDEPLOY_VERSION'" 2>/dev/null; then
+  say "installing mmdeploy $MMDEPLOY_VERSION (--no-deps)"
+  "${PIP[@]}" install -q --no-deps "mmdeploy==$MMDEPLOY_VERSION" \
+    || die "installing mmdeploy $MMDEPLOY_VERSION failed"
+fi
+
+# 9. verify ---------------------------------------------------------------------
 "$PY" - <<'PY' || die "the installed stack does not import; see the error above"
 import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch, torchvision  # noqa
 from mmcv.ops import RoIAlign, batched_nms, nms  # noqa
 import mvig2_mm  # noqa
+from mmdeploy.apis.utils import build_task_processor  # noqa
 from mim.utils import get_installed_path  # noqa
 import os.path as osp
 assert osp.isfile(osp.join(get_installed_path('mvig2_mm'), '.mim', 'model-index.yml')), \
