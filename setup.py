@@ -92,8 +92,12 @@ EXTRAS_REQUIRE = {
     # `make lint` (setup.cfg configures both)
     'lint': ['flake8>=7', 'isort>=5'],
     # tools/deployment: ONNX export (onnxscript for the torch.export-based
-    # exporter, onnxruntime for --verify), Core ML
-    'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools'],
+    # exporter, onnxruntime for --verify), Core ML, ExecuTorch (XNNPACK; its
+    # PT2E quantizer needs torchao) and OpenVINO (NNCF for 8-bit); tested
+    # with executorch 1.5.1, torchao 0.18.0, openvino 2026.4.1, nncf 3.4.0
+    'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools',
+               'executorch>=1.5,<1.6', 'torchao>=0.18,<0.19',
+               'openvino>=2026.4,<2026.5', 'nncf>=3.4,<3.5'],
     # `mim train/test/run/search mvig2_mm`; opendatalab >= 0.0.10 pulls
     # openxlab, which downgrades setuptools (to 60.2, too old for editable
     # installs) and requests, and mim does not need it for these commands
