@@ -65,9 +65,16 @@ def static_size(x: torch.Tensor, dim: int) -> Optional[int]:
 def rolled(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
     """``torch.roll(x, shift, dim)`` as two slices of ``x`` concatenated,
     their bounds Python ints: the export form of a shift at a fixed size,
-    which delegates such as ExecuTorch's XNNPACK take whole (a gather with
-    a computed index stays outside, and ExecuTorch's portable integer
-    ``remainder`` truncates like C)."""
+    which delegates such as ExecuTorch's XNNPACK take whole in float (a
+    gather with a computed index stays outside, and ExecuTorch's portable
+    integer ``remainder`` truncates like C).
+
+    In 8 bits, PT2E's XNNPACK quantizer gives the concatenation the range
+    of its first slice, so XNNPACK leaves the slices (whose input and
+    output ranges differ) to the portable kernels. The forms without that
+    were tried: ``cat([x, x])`` is refused by XNNPACK (one input node), and
+    a window of ``cat([x, x[:L - s]])`` lowers whole but fails at run time
+    in ExecuTorch 1.5 (a static output resized to another shape)."""
     length = x.shape[dim]
     shift %= length
     if shift == 0:
