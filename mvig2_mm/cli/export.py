@@ -3,6 +3,7 @@
 checkpoint, the backbone only, the input size) and the model they give
 (:func:`mvig2_mm.deployment.build_export_model`)."""
 import argparse
+import importlib
 import os.path as osp
 import sys
 from typing import List, Optional, Tuple
@@ -134,6 +135,32 @@ def calibration_from_args(args: argparse.Namespace,
     print(f'calibrating on {len(images)} images of '
           + (args.calib_dir or f'the training set of {args.config}'))
     return images
+
+
+def require(package: str) -> None:
+    """Stop with one line naming the install command when the optional
+    package ``package`` is missing (before any model is built)."""
+    try:
+        importlib.import_module(package)
+    except ImportError as e:
+        raise missing_package(e, package) from e
+
+
+def model_and_calibration(
+        args: argparse.Namespace, verb: str
+) -> Tuple[nn.Module, Optional[List[torch.Tensor]]]:
+    """The model to export (:func:`model_from_args`) and its calibration
+    inputs (:func:`calibration_from_args`; None for a float export)."""
+    model = model_from_args(args, verb)
+    return model, calibration_from_args(args, args.shape)
+
+
+def verification_inputs(calibration: Optional[List[torch.Tensor]],
+                        shape: Tuple[int, int]) -> List[torch.Tensor]:
+    """What ``--verify`` runs: four calibration images of an 8-bit export
+    (realistic inputs for its SNR), else a random input."""
+    from ..deployment.checks import random_inputs
+    return calibration[:4] if calibration else random_inputs([(1, *shape)])
 
 
 def missing_package(error: ImportError, package: str) -> ToolError:

@@ -98,7 +98,7 @@ def runner(path: str, precision: Optional[str] = None, threads: int = 0):
         results = compiled(x)
         return [results[output] for output in compiled.outputs]
 
-    run.precision = str(compiled.get_property(PRECISION_KEY))
+    run.precision = compiled.get_property(PRECISION_KEY).get_type_name()
     return run
 
 

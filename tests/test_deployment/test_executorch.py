@@ -1,5 +1,7 @@
 """ExecuTorch export for XNNPACK, float32 and 8-bit, checked with
 ExecuTorch's runtime."""
+import sys
+
 import pytest
 
 INSTALL = 'pip install -e .[deploy]'
@@ -12,7 +14,7 @@ from mvig2_mm.deployment import build_export_model  # noqa: E402
 from mvig2_mm.deployment import executorch  # noqa: E402
 from mvig2_mm.deployment.calibration import config_images  # noqa: E402
 from mvig2_mm.deployment.checks import random_inputs  # noqa: E402
-from tools.deployment.pytorch2executorch import main  # noqa: E402
+from tools.deployment.pytorch2executorch import PROG, main  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -50,3 +52,13 @@ def test_int8_needs_a_config(capsys):
     with pytest.raises(SystemExit):
         main(['--arch', 'ti', '--out', 'x.pte', '--int8'])
     assert '--int8 needs a config' in capsys.readouterr().err
+
+
+def test_a_missing_executorch_is_one_line_with_the_install_command(
+        monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'executorch', None)  # not importable
+    assert main(['--arch', 'ti', '--out', 'x.pte']) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f'{PROG}: error: executorch is not installed: pip install '
+                   '-e .[deploy] (or pip install executorch, with your '
+                   'torch kept)')

@@ -29,12 +29,12 @@ one line (``--debug``: its traceback too).
 import os.path as osp
 import sys
 
-from mvig2_mm.cli.export import (add_int8_args, calibration_from_args,
-                                 check_int8_args, check_model_args,
-                                 export_parser, missing_package,
-                                 model_from_args)
+from mvig2_mm.cli.export import (add_int8_args, check_int8_args,
+                                 check_model_args, export_parser,
+                                 missing_package, model_and_calibration,
+                                 require, verification_inputs)
 from mvig2_mm.cli.tool import ToolError, tool_main
-from mvig2_mm.deployment.checks import TOLERANCE, random_inputs
+from mvig2_mm.deployment.checks import TOLERANCE
 
 PROG = 'tools/deployment/pytorch2executorch.py'
 
@@ -57,14 +57,9 @@ def main(argv=None) -> int:
     """Export with the command line ``argv`` (default: ``sys.argv[1:]``).
     """
     args = parse_args(argv)
-    try:
-        import executorch as _  # noqa: F401  (its absence: one line, early)
-
-        from mvig2_mm.deployment import executorch
-    except ImportError as e:
-        raise missing_package(e, 'executorch') from e
-    model = model_from_args(args, 'exporting')
-    calibration = calibration_from_args(args, args.shape)
+    require('executorch')
+    from mvig2_mm.deployment import executorch
+    model, calibration = model_and_calibration(args, 'exporting')
     try:
         delegation = executorch.export(model, args.shape, args.out,
                                        calibration)
@@ -78,8 +73,7 @@ def main(argv=None) -> int:
           f'{delegation.subgraphs} subgraph(s), '
           + (f'the portable kernels: {rest}' if rest else 'all of them'))
     if args.verify:
-        inputs = calibration[:4] if calibration else random_inputs(
-            [(1, height, width)])
+        inputs = verification_inputs(calibration, args.shape)
         tolerance = float('inf') if args.int8 else TOLERANCE
         try:
             report = executorch.verify(model, args.out, inputs, tolerance)

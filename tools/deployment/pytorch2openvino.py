@@ -34,12 +34,12 @@ traceback too).
 import os.path as osp
 import sys
 
-from mvig2_mm.cli.export import (add_int8_args, calibration_from_args,
-                                 check_int8_args, check_model_args,
-                                 export_parser, missing_package,
-                                 model_from_args)
+from mvig2_mm.cli.export import (add_int8_args, check_int8_args,
+                                 check_model_args, export_parser,
+                                 missing_package, model_and_calibration,
+                                 require, verification_inputs)
 from mvig2_mm.cli.tool import ToolError, tool_main
-from mvig2_mm.deployment.checks import TOLERANCE, random_inputs
+from mvig2_mm.deployment.checks import TOLERANCE
 
 PROG = 'tools/deployment/pytorch2openvino.py'
 
@@ -67,14 +67,9 @@ def main(argv=None) -> int:
     """Convert with the command line ``argv`` (default: ``sys.argv[1:]``).
     """
     args = parse_args(argv)
-    try:
-        import openvino as _  # noqa: F401  (its absence: one line, early)
-
-        from mvig2_mm.deployment import openvino
-    except ImportError as e:
-        raise missing_package(e, 'openvino') from e
-    model = model_from_args(args, 'converting')
-    calibration = calibration_from_args(args, args.shape)
+    require('openvino')
+    from mvig2_mm.deployment import openvino
+    model, calibration = model_and_calibration(args, 'converting')
     try:
         path = openvino.convert(model, args.shape, args.out, args.precision,
                                 calibration)
@@ -86,8 +81,7 @@ def main(argv=None) -> int:
           f'{args.precision} float operators; weights {size:.1f} MiB): '
           f'input 1x3x{height}x{width}')
     if args.verify:
-        inputs = calibration[:4] if calibration else random_inputs(
-            [(1, height, width)])
+        inputs = verification_inputs(calibration, args.shape)
         exact = not args.int8 and args.precision == 'f32'
         try:
             report = openvino.verify(model, path, inputs,
