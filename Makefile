@@ -17,7 +17,7 @@ PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n
 LINT_PATHS := mvig2_mm tools tests configs setup.py
 export VENV PYTHON
 
-.PHONY: setup test test-fast lint demo env clean
+.PHONY: setup test test-fast test-long lint demo env clean
 
 setup:
 	@echo "==> make setup: environment in $(VENV)"
@@ -25,10 +25,14 @@ setup:
 
 test: setup
 	@echo "==> make test: running the test suite"
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS) -m "not long" $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS) -m "not slow and not long" $(PYTEST_ARGS)
+
+# the checks that take minutes each (pytest.ini: long), not run by CI
+test-long: setup
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS) -m long $(PYTEST_ARGS)
 
 lint: setup
 	@echo "==> make lint: flake8 and isort"

@@ -93,8 +93,12 @@ EXTRAS_REQUIRE = {
     # `make lint` (setup.cfg configures both)
     'lint': ['flake8>=7', 'isort>=5'],
     # tools/deployment: ONNX export (onnxscript for the torch.export-based
-    # exporter, onnxruntime for --verify), Core ML
-    'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools'],
+    # exporter, onnxruntime for --verify), Core ML, ExecuTorch (XNNPACK; its
+    # PT2E quantizer needs torchao) and OpenVINO (NNCF for 8-bit); tested
+    # with executorch 1.5.1, torchao 0.18.0, openvino 2026.4.1, nncf 3.4.0
+    'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'coremltools',
+               'executorch>=1.5,<1.6', 'torchao>=0.18,<0.19',
+               'openvino>=2026.4,<2026.5', 'nncf>=3.4,<3.5'],
     # tools/deployment/mmdeploy_convert.py: what mmdeploy 1.3.1 imports to
     # convert to and run ONNX Runtime (aenum: its codebase registry). mmdeploy
     # itself is installed apart, with --no-deps (tools/setup_env.sh): its

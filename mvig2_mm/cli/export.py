@@ -3,16 +3,18 @@
 checkpoint, the backbone only, the input size) and the model they give
 (:func:`mvig2_mm.deployment.build_export_model`)."""
 import argparse
+import importlib
 import os.path as osp
 import sys
-from typing import Tuple
+from typing import List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 
 from ..deployment import build_export_model
 from ..models import MobileViGv2
 from ..models.backbones import BACKBONES
-from .tool import add_debug_argument
+from .tool import ToolError, add_debug_argument
 
 ARCHS = tuple(MobileViGv2.arch_settings)
 
@@ -83,3 +85,87 @@ def model_from_args(args: argparse.Namespace, verb: str) -> nn.Module:
         print(f'warning: no --checkpoint, {verb} random weights',
               file=sys.stderr)
     return model
+
+
+#: Calibration images of an 8-bit export, by default.
+CALIBRATION_IMAGES = 32
+
+
+def add_int8_args(parser: argparse.ArgumentParser) -> None:
+    """The 8-bit arguments of the ExecuTorch and OpenVINO exporters."""
+    parser.add_argument('--int8', action='store_true',
+                        help='8-bit weights and activations, calibrated on '
+                        'images of the config\'s dataset (or --calib-dir)')
+    parser.add_argument('--calib', type=int, default=CALIBRATION_IMAGES,
+                        metavar='N',
+                        help='calibrate on N images, spread over the '
+                        'config\'s training set (default: '
+                        f'{CALIBRATION_IMAGES})')
+    parser.add_argument('--calib-dir', metavar='DIR',
+                        help='calibrate on the images of DIR instead, '
+                        'through the config\'s test pipeline')
+
+
+def check_int8_args(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> None:
+    """Validate the 8-bit arguments (a usage error exits through
+    ``parser.error``)."""
+    calibrating = args.calib_dir or args.calib != CALIBRATION_IMAGES
+    if calibrating and not args.int8:
+        parser.error('--calib and --calib-dir are for --int8')
+    if args.int8 and not args.config:
+        parser.error('--int8 needs a config (its test pipeline and data '
+                     'preprocessor prepare the calibration images)')
+    if args.calib < 1:
+        parser.error('--calib takes a number of images of at least 1')
+    if args.calib_dir and not osp.isdir(args.calib_dir):
+        parser.error(f'--calib-dir: no such folder: {args.calib_dir}')
+
+
+def calibration_from_args(args: argparse.Namespace,
+                          shape: Tuple[int, int]
+                          ) -> Optional[List[torch.Tensor]]:
+    """The calibration inputs that the 8-bit arguments ask for
+    (:func:`~mvig2_mm.deployment.calibration.config_images`); None for a
+    float export."""
+    if not args.int8:
+        return None
+    from ..deployment.calibration import config_images
+    images = config_images(args.config, shape, args.calib, args.calib_dir)
+    print(f'calibrating on {len(images)} images of '
+          + (args.calib_dir or f'the training set of {args.config}'))
+    return images
+
+
+def require(package: str) -> None:
+    """Stop with one line naming the install command when the optional
+    package ``package`` is missing (before any model is built)."""
+    try:
+        importlib.import_module(package)
+    except ImportError as e:
+        raise missing_package(e, package) from e
+
+
+def model_and_calibration(
+        args: argparse.Namespace, verb: str
+) -> Tuple[nn.Module, Optional[List[torch.Tensor]]]:
+    """The model to export (:func:`model_from_args`) and its calibration
+    inputs (:func:`calibration_from_args`; None for a float export)."""
+    model = model_from_args(args, verb)
+    return model, calibration_from_args(args, args.shape)
+
+
+def verification_inputs(calibration: Optional[List[torch.Tensor]],
+                        shape: Tuple[int, int]) -> List[torch.Tensor]:
+    """What ``--verify`` runs: four calibration images of an 8-bit export
+    (realistic inputs for its SNR), else a random input."""
+    from ..deployment.checks import random_inputs
+    return calibration[:4] if calibration else random_inputs([(1, *shape)])
+
+
+def missing_package(error: ImportError, package: str) -> ToolError:
+    """The one-line error for an export whose optional package
+    ``package`` (an extra of the deploy set) is missing."""
+    return ToolError(f'{error.name or package} is not installed: pip '
+                     f'install -e .[deploy] (or pip install {package}, '
+                     f'with your torch kept)')

@@ -13,10 +13,10 @@ import os.path as osp
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 
+from .checks import TOLERANCE, compare_outputs, random_inputs
 from .models import exportable, output_names
 
 __all__ = [
@@ -27,8 +27,6 @@ __all__ = [
 #: of 8x8 with K=8 (no shift along either axis); 5x9 (K > height); odd
 #: sizes.
 DYNAMIC_CHECKS = ((2, 64, 64), (1, 40, 72), (1, 97, 131), (1, 256, 192))
-#: Largest difference :func:`verify` accepts (relative above magnitude 1).
-TOLERANCE = 1e-4
 #: Smallest dynamic height / width of each exporter (see the module
 #: docstring).
 MIN_DYNAMIC_SIZE = dict(torchscript=32, dynamo=33)
@@ -101,10 +99,8 @@ def export(model: nn.Module, shape: Tuple[int, int], path: str,
 def verify(model: nn.Module, path: str,
            sizes: Sequence[Tuple[int, int, int]]) -> List[Tuple[tuple, float]]:
     """Run the ONNX file ``path`` with onnxruntime and ``model`` with
-    PyTorch on random inputs of each size, and compare their outputs.
-
-    The difference of an output is its largest absolute difference, divided
-    by its largest magnitude when that is above 1.
+    PyTorch on random inputs of each size, and compare their outputs
+    (:func:`~.checks.compare_outputs`).
 
     Args:
         model (nn.Module): The model that was exported, in eval mode.
@@ -121,28 +117,8 @@ def verify(model: nn.Module, path: str,
     """
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    report = []
-    generator = torch.Generator().manual_seed(0)
-    for batch, height, width in sizes:
-        x = torch.randn(batch, 3, height, width, generator=generator)
-        with torch.no_grad():
-            expected = model(x)
-        if isinstance(expected, torch.Tensor):
-            expected = (expected, )
-        outputs = session.run(None, {'input': x.numpy()})
-        worst = 0.
-        for name, out, exp in zip(session.get_outputs(), outputs, expected):
-            exp = exp.numpy()
-            if out.shape != exp.shape:
-                raise AssertionError(
-                    f'input {tuple(x.shape)}: ONNX {name.name} has shape '
-                    f'{out.shape}, PyTorch {exp.shape}')
-            scale = max(1., float(np.abs(exp).max()))
-            diff = float(np.abs(out - exp).max()) / scale
-            worst = max(worst, diff)
-            if diff > TOLERANCE:
-                raise AssertionError(
-                    f'input {tuple(x.shape)}: ONNX and PyTorch {name.name} '
-                    f'differ by {diff:.2e} (tolerance {TOLERANCE})')
-        report.append((tuple(x.shape), worst))
-    return report
+    names = [output.name for output in session.get_outputs()]
+    report = compare_outputs(
+        model, lambda x: session.run(None, {'input': x}), names,
+        random_inputs(sizes), 'ONNX')
+    return [(shape, diff) for shape, diff, _ in report]

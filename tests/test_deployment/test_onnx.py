@@ -9,21 +9,14 @@ pytest.importorskip('onnx', reason=f'onnx is not installed ({INSTALL})')
 pytest.importorskip('onnxruntime',
                     reason=f'onnxruntime is not installed ({INSTALL})')
 
-from mvig2_mm.deployment import (StageMaps, build_export_model,  # noqa: E402
-                                 detections_from_outputs, export, verify)
-from mvig2_mm.models import MobileViGv2  # noqa: E402
+from deploy_helpers import deploy_backbone  # noqa: E402
+
+from mvig2_mm.deployment import build_export_model  # noqa: E402
+from mvig2_mm.deployment import (detections_from_outputs, export,  # noqa: E402
+                                 verify)
 from tools.deployment.pytorch2onnx import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def deploy_backbone():
-    """A deploy-form ti whose graph convolutions weigh in the outputs
-    (layer scales 1, not 1e-5), so that a wrong shift shows."""
-    torch.manual_seed(0)
-    model = MobileViGv2('ti', layer_scale_init_value=1.0).eval()
-    model.switch_to_deploy()
-    return StageMaps(model).eval()
 
 
 def test_backbone_dynamic_round_trip_where_hop_exceeds_stage_size(tmp_path):

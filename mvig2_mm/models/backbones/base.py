@@ -37,13 +37,50 @@ def shifted(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
 
 def shifted_in_graph(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
     """:func:`shifted` for a captured graph (ONNX, ``torch.export``,
-    ``torch.compile``): a gather whose index the graph computes from the
-    size of ``x``, so that the graph is right for every input size rather
-    than for the one it was captured at."""
-    index = torch.arange(x.shape[dim], device=x.device)
-    length = torch.zeros_like(index) + x.shape[dim]  # computed by the graph
-    shift = torch.where(length > abs(shift), shift, 0)
-    return x.index_select(dim, torch.remainder(index - shift, length))
+    ``torch.compile``): at a size the graph fixes, two slices concatenated
+    (:func:`rolled`); otherwise a gather whose index the graph computes from
+    the size of ``x``, so that the graph is right for every input size
+    rather than for the one it was captured at."""
+    size = static_size(x, dim)
+    if size is not None:
+        return rolled(x, shift, dim) if abs(shift) < size else x
+    length = size_in_graph(x, dim)
+    index = torch.arange(length, device=x.device)
+    # a tensor condition: one on a symbolic size would fix the size
+    shift = torch.where(length_tensor(length, index) > abs(shift), shift, 0)
+    return x.index_select(dim, wrap_index(index - shift, length))
+
+
+def static_size(x: torch.Tensor, dim: int) -> Optional[int]:
+    """The size of ``x`` along ``dim`` where a captured graph fixes it: a
+    plain int under ``torch.export`` / ``torch.compile`` at a static size;
+    None where the size is symbolic, and under the TorchScript tracer (its
+    ints are the example's, a graph of every size needs the gathers)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return None
+    size = x.shape[dim]
+    return size if type(size) is int else None
+
+
+def rolled(x: torch.Tensor, shift: int, dim: int) -> torch.Tensor:
+    """``torch.roll(x, shift, dim)`` as two slices of ``x`` concatenated,
+    their bounds Python ints: the export form of a shift at a fixed size,
+    which delegates such as ExecuTorch's XNNPACK take whole in float (a
+    gather with a computed index stays outside, and ExecuTorch's portable
+    integer ``remainder`` truncates like C).
+
+    In 8 bits, PT2E's XNNPACK quantizer gives the concatenation the range
+    of its first slice, so XNNPACK leaves the slices (whose input and
+    output ranges differ) to the portable kernels. The forms without that
+    were tried: ``cat([x, x])`` is refused by XNNPACK (one input node), and
+    a window of ``cat([x, x[:L - s]])`` lowers whole but fails at run time
+    in ExecuTorch 1.5 (a static output resized to another shape)."""
+    length = x.shape[dim]
+    shift %= length
+    if shift == 0:
+        return x
+    return torch.cat([x.narrow(dim, length - shift, shift),
+                      x.narrow(dim, 0, length - shift)], dim)
 
 
 def size_in_graph(x: torch.Tensor, dim: int) -> Union[int, torch.Tensor]:
@@ -59,16 +96,22 @@ def size_in_graph(x: torch.Tensor, dim: int) -> Union[int, torch.Tensor]:
     return x.shape[dim]
 
 
+def length_tensor(length: Union[int, torch.Tensor],
+                  index: torch.Tensor) -> torch.Tensor:
+    """``length`` (from :func:`size_in_graph`) as a 0-d tensor of
+    ``index``'s dtype and device."""
+    if torch.is_tensor(length):
+        return length
+    return torch.full((), length, dtype=index.dtype, device=index.device)
+
+
 def wrap_index(index: torch.Tensor,
                length: Union[int, torch.Tensor]) -> torch.Tensor:
     """``index`` modulo the axis' ``length`` (from :func:`size_in_graph`):
     the cyclic wrap of shifted indices, the divisor a tensor (ONNX's
     dynamo-based exporter cannot take a symbolic size as ``remainder``'s
     scalar)."""
-    if not torch.is_tensor(length):
-        length = torch.full((), length, dtype=index.dtype,
-                            device=index.device)
-    return torch.remainder(index, length)
+    return torch.remainder(index, length_tensor(length, index))
 
 
 def every_shift_in_graph(x: torch.Tensor, hop: int,
@@ -76,10 +119,14 @@ def every_shift_in_graph(x: torch.Tensor, hop: int,
     """``x`` and its cyclic shifts by ``hop, 2 hop, ...`` (each shorter than
     the axis) along ``dim``, stacked in a new dimension ``dim``:
     ``out.select(dim, i)`` is ``torch.roll(x, i * hop, dim)``. For a
-    captured graph: one gather whose count and indices the graph computes
-    from the size of ``x``, so that it is right for every size (the eager
-    code loops over ``range(hop, L, hop)``)."""
+    captured graph: at a size the graph fixes, the shifts as slices
+    (:func:`rolled`); otherwise one gather whose count and indices the
+    graph computes from the size of ``x``, so that it is right for every
+    size (the eager code loops over ``range(hop, L, hop)``)."""
     size = x.shape[dim]
+    if static_size(x, dim) is not None:
+        return torch.stack([rolled(x, shift, dim)
+                            for shift in range(0, size, hop)], dim)
     length = size_in_graph(x, dim)
     count = (length - 1) // hop + 1
     shifts = torch.arange(count, device=x.device) * hop  # 0, K, 2K, ...

@@ -15,7 +15,8 @@ import torch
 from mmengine.registry import MODELS
 
 from ..utils.graph_capture import capturing_graph
-from .base import GraphConv, every_shift_in_graph, size_in_graph, wrap_index
+from .base import (GraphConv, every_shift_in_graph, rolled, size_in_graph,
+                   static_size, wrap_index)
 from .mobilevigv2 import MobileViGv2
 
 
@@ -30,8 +31,13 @@ def half_way(x: torch.Tensor) -> torch.Tensor:
     """Each node's partner half an image away: ``x`` rolled by
     ``ceil(H / 2)`` rows and ``ceil(W / 2)`` columns (the reference's
     ``x[..., -H // 2:] / x[..., :-H // 2]`` concatenation)."""
-    if capturing_graph():  # the shifts computed from the size in the graph
+    if capturing_graph():
         for dim in (2, 3):
+            size = static_size(x, dim)
+            if size is not None:  # slices at a fixed size
+                x = rolled(x, (size + 1) // 2, dim)
+                continue
+            # the shift computed from the size in the graph
             length = size_in_graph(x, dim)
             index = wrap_index(
                 torch.arange(length, device=x.device) - (length + 1) // 2,

@@ -7,6 +7,7 @@ What differs per family (parity, the graph ops, deploy details) is tested in
 test_mobilevigv2.py and test_mobilevig.py."""
 import pytest
 import torch
+import torch.nn as nn
 
 from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2
 from mvig2_mm.models.backbones.base import GraphConv
@@ -116,3 +117,42 @@ def test_graph_conv_compiles_into_one_graph_for_every_size(family):
         for hw in [(14, 14), (5, 9)]:
             x = torch.randn(2, channels, *hw)
             torch.testing.assert_close(compiled(x), graph_conv(x))
+
+
+class Aggregation(nn.Module):
+    """A graph convolution's aggregation ``x -> x_j`` alone."""
+
+    def __init__(self, graph_conv: GraphConv) -> None:
+        super().__init__()
+        self.graph_conv = graph_conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph_conv.aggregate(x)
+
+
+@FAMILIES
+@pytest.mark.parametrize('hw,hop', [((28, 28), 8), ((14, 14), 4),
+                                    ((7, 7), 2), ((5, 9), 8), ((9, 3), 2),
+                                    ((1, 7), 2)])
+def test_fixed_size_export_form_equals_the_readable_one(family, hw, hop):
+    """A ``torch.export`` at a fixed size (ExecuTorch, OpenVINO) takes each
+    family's graph aggregation as slices and concatenations, without the
+    gathers and integer index arithmetic that XNNPACK leaves out, and it
+    equals the eager definition at the stage sizes of a 224 px input (28,
+    14 and 7 with hops 8, 4 and 2: every axis shifted) and where the hop
+    is as long as an axis or longer."""
+    torch.manual_seed(0)
+    model = family(smallest(family)).eval()
+    graph_conv = next(m for m in model.modules() if isinstance(m, GraphConv))
+    graph_conv.hop = hop
+    channels = next(graph_conv.parameters()).shape[1] // 2  # of [x, x_j]
+    x = torch.randn(2, channels, *hw)
+    with torch.no_grad():
+        program = torch.export.export(Aggregation(graph_conv), (x, ))
+        ops = {str(node.target) for node in program.graph.nodes
+               if node.op == 'call_function'}
+        assert not [op for op in ops if any(
+            name in op for name in ('index', 'gather', 'remainder',
+                                    'arange'))], ops
+        torch.testing.assert_close(program.module()(x),
+                                   graph_conv.aggregate(x), atol=0, rtol=0)

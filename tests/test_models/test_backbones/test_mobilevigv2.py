@@ -64,13 +64,18 @@ def test_graph_shift_matches_reference_slicing(hw, hop):
 @pytest.mark.parametrize('size', [1, 2, 5, 7, 8, 9, 16, 25])
 @pytest.mark.parametrize('shift', [-8, -2, 0, 1, 2, 4, 8])
 def test_shift_in_a_captured_graph_equals_the_eager_shift(size, shift):
-    """The two forms of the graph convolutions' shift: the gather a captured
-    graph computes from the size, and the eager one (torch.roll, or no
-    shift along an axis not longer than it)."""
+    """The forms of the graph convolutions' shift equal the eager one
+    (torch.roll, or no shift along an axis not longer than it): the slices
+    of a graph of a fixed size, and the gather a traced graph computes from
+    the size (traced at another size)."""
     x = torch.randn(2, 3, size, size + 3)
     for dim in (2, 3):
         assert torch.equal(shifted_in_graph(x, shift, dim),
                            shifted(x, shift, dim))
+        traced = torch.jit.trace(
+            lambda t, dim=dim: shifted_in_graph(t, shift, dim),
+            torch.randn(1, 3, 12, 11))
+        assert torch.equal(traced(x), shifted(x, shift, dim))
     expected = x if abs(shift) >= size else torch.roll(x, shift, 2)
     assert torch.equal(shifted(x, shift, 2), expected)
 
