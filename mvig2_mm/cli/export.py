@@ -6,7 +6,7 @@ import argparse
 import importlib
 import os.path as osp
 import sys
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -122,6 +122,17 @@ def check_int8_args(parser: argparse.ArgumentParser,
         parser.error(f'--calib-dir: no such folder: {args.calib_dir}')
 
 
+def parse_int8_export_args(parser: argparse.ArgumentParser,
+                           argv=None) -> argparse.Namespace:
+    """Parse ``argv`` for an exporter with 8-bit options
+    (:func:`add_int8_args`): the model arguments and ``--int8`` checked,
+    ``args.shape`` as ``(height, width)``."""
+    args = parser.parse_args(argv)
+    args.shape = check_model_args(parser, args)
+    check_int8_args(parser, args)
+    return args
+
+
 def calibration_from_args(args: argparse.Namespace,
                           shape: Tuple[int, int]
                           ) -> Optional[List[torch.Tensor]]:
@@ -161,6 +172,21 @@ def verification_inputs(calibration: Optional[List[torch.Tensor]],
     (realistic inputs for its SNR), else a random input."""
     from ..deployment.checks import random_inputs
     return calibration[:4] if calibration else random_inputs([(1, *shape)])
+
+
+def print_verification(verify: Callable[..., list], runtime: str, model,
+                       path: str, inputs: List[torch.Tensor],
+                       tolerance: float) -> None:
+    """``--verify``: run ``verify(model, path, inputs, tolerance)`` (an
+    export module's ``verify``) and print a line per input; a difference
+    over ``tolerance`` is a :class:`ToolError`."""
+    try:
+        report = verify(model, path, inputs, tolerance)
+    except AssertionError as e:
+        raise ToolError(f'verification failed: {e}') from e
+    for shape, diff, snr in report:
+        print(f'  {runtime} vs PyTorch float for input {shape}: largest '
+              f'difference {diff:.1e}, SNR {snr:.1f} dB')
 
 
 def missing_package(error: ImportError, package: str) -> ToolError:

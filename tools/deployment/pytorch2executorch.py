@@ -29,11 +29,11 @@ one line (``--debug``: its traceback too).
 import os.path as osp
 import sys
 
-from mvig2_mm.cli.export import (add_int8_args, check_int8_args,
-                                 check_model_args, export_parser,
-                                 missing_package, model_and_calibration,
-                                 require, verification_inputs)
-from mvig2_mm.cli.tool import ToolError, tool_main
+from mvig2_mm.cli.export import (add_int8_args, export_parser, missing_package,
+                                 model_and_calibration, parse_int8_export_args,
+                                 print_verification, require,
+                                 verification_inputs)
+from mvig2_mm.cli.tool import tool_main
 from mvig2_mm.deployment.checks import TOLERANCE
 
 PROG = 'tools/deployment/pytorch2executorch.py'
@@ -46,10 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--verify', action='store_true',
                         help="check the file with ExecuTorch's runtime "
                         'against PyTorch')
-    args = parser.parse_args(argv)
-    args.shape = check_model_args(parser, args)
-    check_int8_args(parser, args)
-    return args
+    return parse_int8_export_args(parser, argv)
 
 
 @tool_main(PROG)
@@ -74,14 +71,8 @@ def main(argv=None) -> int:
           + (f'the portable kernels: {rest}' if rest else 'all of them'))
     if args.verify:
         inputs = verification_inputs(calibration, args.shape)
-        tolerance = float('inf') if args.int8 else TOLERANCE
-        try:
-            report = executorch.verify(model, args.out, inputs, tolerance)
-        except AssertionError as e:
-            raise ToolError(f'verification failed: {e}') from e
-        for shape, diff, snr in report:
-            print(f'  ExecuTorch vs PyTorch float for input {shape}: largest '
-                  f'difference {diff:.1e}, SNR {snr:.1f} dB')
+        print_verification(executorch.verify, 'ExecuTorch', model, args.out,
+                           inputs, float('inf') if args.int8 else TOLERANCE)
     return 0
 
 

@@ -34,11 +34,11 @@ traceback too).
 import os.path as osp
 import sys
 
-from mvig2_mm.cli.export import (add_int8_args, check_int8_args,
-                                 check_model_args, export_parser,
-                                 missing_package, model_and_calibration,
-                                 require, verification_inputs)
-from mvig2_mm.cli.tool import ToolError, tool_main
+from mvig2_mm.cli.export import (add_int8_args, export_parser, missing_package,
+                                 model_and_calibration, parse_int8_export_args,
+                                 print_verification, require,
+                                 verification_inputs)
+from mvig2_mm.cli.tool import tool_main
 from mvig2_mm.deployment.checks import TOLERANCE
 
 PROG = 'tools/deployment/pytorch2openvino.py'
@@ -56,10 +56,7 @@ def parse_args(argv=None):
     add_int8_args(parser)
     parser.add_argument('--verify', action='store_true',
                         help='check the IR with OpenVINO against PyTorch')
-    args = parser.parse_args(argv)
-    args.shape = check_model_args(parser, args)
-    check_int8_args(parser, args)
-    return args
+    return parse_int8_export_args(parser, argv)
 
 
 @tool_main(PROG)
@@ -83,16 +80,10 @@ def main(argv=None) -> int:
     if args.verify:
         inputs = verification_inputs(calibration, args.shape)
         exact = not args.int8 and args.precision == 'f32'
-        try:
-            report = openvino.verify(model, path, inputs,
-                                     TOLERANCE if exact else float('inf'))
-        except AssertionError as e:
-            raise ToolError(f'verification failed: {e}') from e
         ran = openvino.runner(path).precision
-        for shape, diff, snr in report:
-            print(f'  OpenVINO ({ran} on this CPU) vs PyTorch float for '
-                  f'input {shape}: largest difference {diff:.1e}, SNR '
-                  f'{snr:.1f} dB')
+        print_verification(openvino.verify, f'OpenVINO ({ran} on this CPU)',
+                           model, path, inputs,
+                           TOLERANCE if exact else float('inf'))
     return 0
 
 
