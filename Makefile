@@ -4,25 +4,25 @@
 #   make lint   flake8 and isort (configured in setup.cfg), as CI runs them
 # Variables: VENV (default .venv), PYTHON (default python3),
 #            MVIG2_MM_CACHE (mmcv wheel cache, default ~/.cache/mvig2_mm),
-#            MARK (a pytest marker expression added to the target's own,
-#            e.g. MARK="not slow"), PYTEST_ARGS (extra pytest arguments),
+#            MARK (a pytest marker expression, e.g. MARK="not slow"),
+#            PYTEST_ARGS (extra pytest arguments),
 #            PYTEST_WORKERS (parallel test processes, default: the cores, at
 #            most 4; 0 runs the tests in this process).
+# The tests of one xdist_group (e.g. those of a model trained first) run in
+# one worker (--dist loadgroup).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 MARK ?=
-# the target's marker expression, and MARK's if given (one -m: pytest keeps
-# only the last one it is given)
-marks = -m "$(1)$(if $(MARK), and ($(MARK)))"
 # pytest-xdist workers: one per core, at most 4 (memory: a worker needs up to
 # ~4 GB); each test then runs on cores / workers threads
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+PYTEST := $(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup
 LINT_PATHS := mvig2_mm tools tests configs setup.py
 export VENV PYTHON
 
-.PHONY: setup test test-fast test-long lint demo env clean
+.PHONY: setup test test-fast lint demo env clean
 
 setup:
 	@echo "==> make setup: environment in $(VENV)"
@@ -30,14 +30,11 @@ setup:
 
 test: setup
 	@echo "==> make test: running the test suite"
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) $(call marks,not long) $(PYTEST_ARGS)
+	$(PYTEST) $(if $(MARK),-m "$(MARK)") $(PYTEST_ARGS)
 
+# one -m (pytest keeps only the last one it is given): MARK joined to it
 test-fast: setup
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) $(call marks,not slow and not long) $(PYTEST_ARGS)
-
-# the checks that take minutes each (pytest.ini: long), not run by CI
-test-long: setup
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) $(call marks,long) $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow$(if $(MARK), and ($(MARK)))" $(PYTEST_ARGS)
 
 lint: setup
 	@echo "==> make lint: flake8 and isort"

@@ -30,7 +30,8 @@ def test_float32_program_equals_pytorch_whole_in_xnnpack(tmp_path):
     assert all(diff <= 1e-4 for _, diff, _ in report)
 
 
-@pytest.mark.long  # trains the demo classifier first: minutes
+# with the other test of the trained demo classifier: it is trained once
+@pytest.mark.xdist_group('demo_classifier')
 def test_int8_program_keeps_the_demo_classifiers_top1(demo_classifier,
                                                       tmp_path, capsys):
     path = str(tmp_path / 'cls_int8.pte')

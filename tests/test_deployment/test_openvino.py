@@ -30,7 +30,8 @@ def test_f32_ir_equals_pytorch_and_records_its_precision(tmp_path):
         ['stage0'], ['stage1'], ['stage2'], ['stage3']]
 
 
-@pytest.mark.long  # trains the demo classifier first: minutes
+# with the other test of the trained demo classifier: it is trained once
+@pytest.mark.xdist_group('demo_classifier')
 def test_int8_ir_keeps_the_demo_classifiers_top1(demo_classifier, tmp_path,
                                                  capsys):
     out_dir = str(tmp_path / 'cls_int8')
