@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 
-__all__ = ['IMAGE_EXTENSIONS', 'config_images']
+__all__ = ['IMAGE_EXTENSIONS', 'config_images', 'labelled_images']
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -47,6 +47,13 @@ def config_images(config: str, shape: Tuple[int, int], count: int,
         FileNotFoundError: The dataset or ``image_dir`` is not there, or
             holds no images.
     """
+    return _preprocessed(config, shape, count, image_dir, split)[0]
+
+
+def _preprocessed(config: str, shape: Tuple[int, int], count: int,
+                  image_dir: Optional[str], split: str
+                  ) -> Tuple[List[torch.Tensor], List[dict]]:
+    """:func:`config_images`, and the samples of the test pipeline."""
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
@@ -89,4 +96,17 @@ def config_images(config: str, shape: Tuple[int, int], count: int,
             batch = F.interpolate(batch, size=tuple(shape), mode='bilinear',
                                   align_corners=False)
         inputs.append(batch)
-    return inputs
+    return inputs, samples
+
+
+def labelled_images(config: str, shape: Tuple[int, int], count: int,
+                    split: str = 'val') -> List[Tuple[torch.Tensor, int]]:
+    """``count`` images of a classification config's ``split`` dataset, as
+    :func:`config_images` gives them, each with its class index.
+
+    Raises:
+        FileNotFoundError: The dataset is not there.
+    """
+    inputs, samples = _preprocessed(config, shape, count, None, split)
+    return [(x, int(sample['data_samples'].gt_label))
+            for x, sample in zip(inputs, samples)]

@@ -70,18 +70,19 @@ def quantize(model: nn.Module, example: torch.Tensor,
 
 
 def export(model: nn.Module, shape: Tuple[int, int], path: str,
-           calibration: Optional[Sequence[torch.Tensor]] = None
-           ) -> Delegation:
+           calibration: Optional[Sequence[torch.Tensor]] = None,
+           batch: int = 1) -> Delegation:
     """Write ``model`` (image -> tensor(s)) to ``path`` as an ExecuTorch
-    program for XNNPACK, input (1, 3, H, W) of ``shape``.
+    program for XNNPACK, input (``batch``, 3, H, W) of ``shape``.
 
     Args:
         model (nn.Module): Image -> tensor(s), in eval mode.
         shape (tuple[int, int]): The input's height and width.
         path (str): The ``.pte`` file to write (its folder is made).
-        calibration (Sequence[Tensor], optional): Input batches of
-            ``shape`` to calibrate an 8-bit program on (:func:`quantize`);
-            None: float32.
+        calibration (Sequence[Tensor], optional): Input batches of the
+            program's shape to calibrate an 8-bit program on
+            (:func:`quantize`); None: float32.
+        batch (int): The input's batch size. Defaults to 1.
 
     Returns:
         Delegation: What XNNPACK runs and what it does not.
@@ -94,7 +95,7 @@ def export(model: nn.Module, shape: Tuple[int, int], path: str,
         XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
-    example = torch.randn(1, 3, *shape)
+    example = torch.randn(batch, 3, *shape)
     with torch.no_grad(), exportable(model):
         if calibration is not None:
             model = quantize(model, example, calibration)

@@ -32,11 +32,12 @@ PRECISION_KEY = 'INFERENCE_PRECISION_HINT'
 
 def convert(model: nn.Module, shape: Tuple[int, int], out_dir: str,
             precision: str = 'f32',
-            calibration: Optional[Sequence[torch.Tensor]] = None) -> str:
+            calibration: Optional[Sequence[torch.Tensor]] = None,
+            batch: int = 1) -> str:
     """Write ``model`` (image -> tensor(s)) as an OpenVINO IR in
-    ``out_dir``, input ``input`` (1, 3, H, W) of ``shape``, the outputs
-    named as :func:`~mvig2_mm.deployment.models.output_names` says, float32
-    weights.
+    ``out_dir``, input ``input`` (``batch``, 3, H, W) of ``shape``, the
+    outputs named as :func:`~mvig2_mm.deployment.models.output_names` says,
+    float32 weights.
 
     Args:
         model (nn.Module): Image -> tensor(s), in eval mode.
@@ -45,9 +46,10 @@ def convert(model: nn.Module, shape: Tuple[int, int], out_dir: str,
             to (made if needed).
         precision (str): ``'f32'`` or ``'bf16'``: what the CPU plugin runs
             the float operators in (8-bit ones stay 8-bit).
-        calibration (Sequence[Tensor], optional): Input batches of
-            ``shape`` to quantize the IR to 8 bits on (NNCF post-training
+        calibration (Sequence[Tensor], optional): Input batches of the
+            IR's shape to quantize it to 8 bits on (NNCF post-training
             quantization); None: float.
+        batch (int): The input's batch size. Defaults to 1.
 
     Returns:
         str: The ``.xml`` file.
@@ -60,7 +62,7 @@ def convert(model: nn.Module, shape: Tuple[int, int], out_dir: str,
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, '
                          f'got {precision!r}')
-    example = torch.randn(1, 3, *shape)
+    example = torch.randn(batch, 3, *shape)
     with torch.no_grad(), exportable(model):
         ov_model = ov.convert_model(torch.export.export(model, (example, )))
     ov_model.inputs[0].get_tensor().set_names({'input'})

@@ -50,3 +50,30 @@ def test_compiled_deploy_form_beside_eager(capsys):
     compiled = rows[2]
     assert float(compiled[6]) > 0  # compile seconds
     assert compiled[7].endswith('x')  # speed vs the training form
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group('demo_classifier')  # with its other tests
+def test_every_runtime_table_with_a_trained_classifiers_top1(
+        demo_classifier, capsys):
+    """--tables 7: each runtime's row with its speed against eager, file
+    size, SNR and the trained classifier's top-1 (with its agreement with
+    eager), an 8-bit runtime among them."""
+    pytest.importorskip('openvino')
+    pytest.importorskip('nncf')
+    assert main(['--quick', '--threads', '1', '--tables', '7', '--runtimes',
+                 'eager', 'openvino-int8', '--classifier',
+                 demo_classifier.config, demo_classifier.checkpoint]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split(' | ')[0][2:]: line.strip(' |').split(' | ')
+            for line in out.splitlines() if line.startswith('| ')}
+    assert list(rows)[1:] == ['PyTorch eager', 'OpenVINO 8-bit (NNCF)']
+    eager, int8 = rows['PyTorch eager'], rows['OpenVINO 8-bit (NNCF)']
+    assert (eager[1], int8[1]) == ('32', '8')
+    assert eager[4] == '1.00x / 1.00x' and int8[4].endswith('x')
+    assert eager[5] == '-' and float(int8[5]) > 0  # MB of the IR
+    assert eager[7] == 'inf' and 10 < float(int8[7]) < 100  # SNR, dB
+    top1, agreement = eager[8].split()
+    assert agreement == '(100.0)' and 0 <= float(top1) <= 100
+    top1, agreement = int8[8].split()
+    assert float(agreement.strip('()')) >= 75  # 8 images: most agree

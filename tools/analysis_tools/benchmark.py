@@ -38,6 +38,15 @@ Tables, all measured in one run:
 6. ONNX Runtime (CPU) beside PyTorch, both on the deploy form: the
    classifiers at 224x224 (batch 1 and 16) and Semantic FPN with
    MobileViGv2-M at 512x512 (batch 1), exported with dynamic sizes.
+7. Every runtime, float and 8-bit (``--tables 7``: it converts the
+   classifiers to each, minutes): PyTorch eager and compiled, PT2E x86 8-bit
+   compiled, ONNX Runtime, OpenVINO f32 / bf16 / 8-bit (NNCF), ExecuTorch
+   XNNPACK float / 8-bit (``--runtimes``), the deploy-form classifiers of
+   ``--archs`` at 224x224, batch 1 and 16, timed interleaved; file sizes,
+   build times, logits SNR against eager float (the weights of
+   ``--checkpoints``, e.g. published files; random otherwise) and, with
+   ``--classifier CONFIG CHECKPOINT``, a trained classifier's top-1 on its
+   validation images in each runtime.
 
 Method: every run is one ``torch.utils.benchmark.Timer`` measurement, after
 ``--warmup`` untimed runs; the median of ``--repeats`` runs is reported. The
@@ -70,6 +79,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from torch.utils.benchmark import Timer
+
+from mvig2_mm.deployment.runtimes import RUNTIMES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -104,7 +115,9 @@ def parse_args(argv=None):
         epilog='\n\n'.join(__doc__.split('\n\n')[2:]))
     parser.add_argument('--tables', type=int, nargs='+',
                         default=[1, 2, 3, 4, 5, 6],
-                        choices=[1, 2, 3, 4, 5, 6], help='tables to measure')
+                        choices=[1, 2, 3, 4, 5, 6, 7],
+                        help='tables to measure (default: 1-6; 7 converts '
+                        'to every runtime, minutes)')
     parser.add_argument('--archs', nargs='+', choices=ARCHS,
                         default=list(ARCHS), help='variants')
     parser.add_argument('--families', nargs='+', choices=FAMILIES,
@@ -138,6 +151,24 @@ def parse_args(argv=None):
                         'format')
     parser.add_argument('--no-baselines', action='store_true',
                         help='table 1/2 without the mmpretrain models')
+    parser.add_argument('--runtimes', nargs='+', choices=list(RUNTIMES),
+                        default=list(RUNTIMES), help='table 7: runtimes')
+    parser.add_argument('--calib', type=int, default=8,
+                        help='table 7: random inputs the 8-bit runtimes '
+                        'are calibrated on (the trained classifier of '
+                        '--classifier: images of its training set)')
+    parser.add_argument('--checkpoints', nargs='+', default=[],
+                        metavar='ARCH=FILE',
+                        help='table 7: weights of the classifiers (e.g. '
+                        'published files), for the SNR column')
+    parser.add_argument('--classifier', nargs=2,
+                        metavar=('CONFIG', 'CHECKPOINT'),
+                        help='table 7: a trained classifier whose top-1 on '
+                        'its validation images each runtime is measured on')
+    parser.add_argument('--classifier-size', type=int, default=96,
+                        help='table 7: input size of --classifier')
+    parser.add_argument('--val-images', type=int, default=160,
+                        help='table 7: validation images of --classifier')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: ti only, tiny inputs, one repeat')
     args = parser.parse_args(argv)
@@ -147,6 +178,11 @@ def parse_args(argv=None):
         parser.error('--device cuda: no CUDA device is available')
     if args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error('--repeats and --threads must be >= 1, --warmup >= 0')
+    try:
+        args.checkpoints = dict(item.split('=', 1)
+                                for item in args.checkpoints)
+    except ValueError:
+        parser.error('--checkpoints takes ARCH=FILE pairs')
     for directory in args.reference:
         if not any(os.path.isfile(os.path.join(directory, path))
                    for path, _ in REFERENCE.values()):
@@ -165,6 +201,7 @@ def parse_args(argv=None):
         args.det_size, args.det_batch = (128, 128), 1
         args.tune_det_size = (128, 128)
         args.seg_size = (64, 64)
+        args.calib, args.val_images = 2, 8
     return args
 
 
@@ -648,6 +685,127 @@ def onnxruntime_table(args, bench: Bench) -> None:
                   'onnxruntime (ms)', 'onnxruntime speed-up'], rows)
 
 
+def runtimes_table(args, bench: Bench) -> None:
+    """The deploy-form classifiers in every runtime, interleaved (CPU)."""
+    if args.device != 'cpu':
+        print('\n(table 7 compares CPU runtimes: run it with --device cpu)')
+        return
+    from mvig2_mm.deployment import build_export_model, runtimes
+    from mvig2_mm.deployment.checks import random_inputs, snr_db
+    shape = (args.size, args.size)
+    missing: Dict[str, str] = {}
+
+    def build(key, model, size, batch, tmp, calibration):
+        """The runtime, or None where its package is missing."""
+        if key in missing:
+            return None
+        try:
+            return runtimes.deploy(key, model, size, batch,
+                                   os.path.join(tmp, key), calibration,
+                                   args.threads)
+        except ImportError as error:
+            missing[key] = error.name or str(error)
+            return None
+
+    # (runtime, arch, batch) -> (seconds, its Deployed, logits SNR)
+    runs = {}
+    for arch in args.archs:
+        model = build_export_model(arch=arch,
+                                   checkpoint=args.checkpoints.get(arch))
+        for batch in (1, args.batch):
+            calibration = runtimes.calibration_batches(
+                random_inputs([(1, *shape)] * args.calib), batch)
+            x = torch.randn(batch, 3, *shape)
+            with tempfile.TemporaryDirectory() as tmp:
+                built = {key: build(key, model, shape, batch, tmp,
+                                    calibration) for key in args.runtimes}
+                built = {k: d for k, d in built.items() if d is not None}
+                seconds = bench.time({key: (lambda d=d: d.run(x))
+                                      for key, d in built.items()})
+                expected = model(x).detach().numpy()
+                for key, deployed in built.items():
+                    snr = snr_db(first_output(deployed.run(x)), expected)
+                    runs[key, arch, batch] = (seconds[key], deployed, snr)
+    top1 = classifier_top1(args, build) if args.classifier else {}
+    for key, package in missing.items():
+        print(f'(table 7: {RUNTIMES[key][0]} left out: {package} is not '
+              f'installed: pip install -e .[deploy])')
+    names = ' / '.join(ARCH_NAMES[arch] for arch in args.archs)
+    header = ['runtime', 'bits']
+    for arch in args.archs:
+        header += [f'{ARCH_NAMES[arch]} latency (ms)',
+                   f'{ARCH_NAMES[arch]} throughput (img/s)',
+                   f'{ARCH_NAMES[arch]} speed vs eager (batch 1 / '
+                   f'{args.batch})']
+    header += [f'file (MB, {names})', f'build (s, {names})',
+               f'logits SNR vs eager (dB, {names})']
+    if args.classifier:
+        header.append('trained classifier top-1 % (agreement with eager)')
+    header.append('note')
+
+    def speed(key, arch, batch):
+        ratio = runs['eager', arch, batch][0] / runs[key, arch, batch][0]
+        return f'{ratio:.2f}x'
+
+    rows = []
+    for key in args.runtimes:
+        if key in missing:
+            continue
+        row = [RUNTIMES[key][0], str(RUNTIMES[key][2])]
+        for arch in args.archs:
+            one, many = runs[key, arch, 1], runs[key, arch, args.batch]
+            row += [f'{one[0] * 1e3:.1f}', f'{args.batch / many[0]:.1f}',
+                    (f'{speed(key, arch, 1)} / {speed(key, arch, args.batch)}'
+                     if 'eager' in args.runtimes else '')]
+        singles = [runs[key, arch, 1] for arch in args.archs]
+        row += [' / '.join(f'{d.file_bytes / 1e6:.1f}' if d.file_bytes
+                           else '-' for _, d, _ in singles),
+                ' / '.join(f'{d.seconds:.0f}' for _, d, _ in singles),
+                ' / '.join(f'{snr:.1f}' for _, _, snr in singles)]
+        if args.classifier:
+            row.append(top1.get(key, ''))
+        rows.append(row + [singles[0][1].note])
+    print_table(
+        f'7. Every runtime, float and 8-bit: the deploy-form classifiers at '
+        f'{shape[0]}x{shape[1]}', header, rows)
+
+
+def first_output(outputs) -> object:
+    """A runtime's first output as an array."""
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    return outputs.numpy() if torch.is_tensor(outputs) else outputs
+
+
+def classifier_top1(args, build) -> Dict[str, str]:
+    """Table 7's top-1 column: ``--classifier`` in each runtime (batch 1),
+    on ``--val-images`` of its validation set, calibrated on images of its
+    training set: runtime -> 'top-1 (agreement with eager)'."""
+    from mvig2_mm.deployment import build_export_model
+    from mvig2_mm.deployment.calibration import config_images, labelled_images
+    config, checkpoint = args.classifier
+    size = (args.classifier_size, args.classifier_size)
+    model = build_export_model(config, checkpoint=checkpoint)
+    images = labelled_images(config, size, args.val_images, split='val')
+    calibration = config_images(config, size, max(args.calib, 16))
+    with torch.no_grad():
+        expected = [int(model(x).argmax()) for x, _ in images]
+    cells = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in args.runtimes:
+            deployed = build(key, model, size, 1, tmp, calibration)
+            if deployed is None:
+                continue
+            with torch.no_grad():
+                found = [int(first_output(deployed.run(x)).argmax())
+                         for x, _ in images]
+            right = sum(f == label for f, (_, label) in zip(found, images))
+            same = sum(f == e for f, e in zip(found, expected))
+            cells[key] = (f'{100 * right / len(images):.1f} '
+                          f'({100 * same / len(images):.1f})')
+    return cells
+
+
 def machine(args) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -691,6 +849,8 @@ def main(argv=None) -> int:
         bn_recipe_table(args, bench)
     if 6 in args.tables:
         onnxruntime_table(args, bench)
+    if 7 in args.tables:
+        runtimes_table(args, bench)
     print(f'\nLoad average at the end: {load_average()} (over 1 minute; '
           f'{args.threads} threads were ours).')
     return 0
