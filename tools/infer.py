@@ -212,6 +212,11 @@ def infer_det(inferencer, cfg: Config, args: argparse.Namespace,
         dataset_meta['palette'] = names['palette']
     inferencer.model.dataset_meta = dataset_meta
     inferencer.visualizer.dataset_meta = dataset_meta
+    # mmdet's visualizer jitters each mask's colour with numpy's global
+    # random numbers (jitter_color): seeded, the same predictions draw the
+    # same pictures, run after run and with either backend
+    import numpy as np
+    np.random.seed(0)
     results = inferencer(images, batch_size=args.batch_size,
                          out_dir=args.out_dir, pred_score_thr=args.score_thr,
                          no_save_pred=False)

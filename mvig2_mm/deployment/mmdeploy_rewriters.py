@@ -16,10 +16,15 @@ survives in mmdet's, and the second stage refines other boxes: on the demo's
 trained Mask R-CNN 10 of 59 detections moved by 1-6 px (IoU 0.90-0.98).
 
 Here the RPN keeps mmdet's algorithm: per level, the ``nms_pre`` best
-anchors (as mmdeploy does), decoded together; then mmdeploy's multi-class
-NMS with the level as the class (a box's score in its level's column, -1 in
-the others, so that it is never selected twice) and mmdet's
-``max_per_img``; no score threshold.
+anchors (as mmdeploy does), decoded together; mmdet's ``min_bbox_size``
+filter (boxes that clipping to the image leaves this narrow or narrower are
+no proposals; mmdeploy keeps them, and with ``min_bbox_size=0`` they are
+the boxes without width or height, e.g. those that the clipping moved onto
+the border: a random-weight MobileViG-M Mask R-CNN had 284 of 1000); then
+mmdeploy's multi-class NMS with the level as the class (a box's score in
+its level's column, -1 in the others, so that it is never selected twice;
+-1 everywhere for a filtered box) and mmdet's ``max_per_img``; no score
+threshold.
 
 Second stage. mmdeploy's rewrite of ``BBoxHead.predict_by_feat``
 (``mmdeploy/codebase/mmdet/models/roi_heads/bbox_head.py``) keeps, per RoI,
@@ -86,6 +91,12 @@ def rpn_head__predict_by_feat__per_level_nms(self, cls_scores, bbox_preds,
     own = torch.cat(all_levels, 1) == torch.arange(
         levels, device=scores.device, dtype=scores.dtype)
     per_level = torch.where(own, scores, scores.new_full((1, ), -1.))
+    min_size = cfg.get('min_bbox_size', -1)
+    if min_size >= 0:  # mmdet drops the boxes this small before the NMS
+        wh = bboxes[..., 2:] - bboxes[..., :2]
+        valid = (wh > min_size).all(-1, keepdim=True)
+        per_level = torch.where(valid, per_level, per_level.new_full((1, ),
+                                                                     -1.))
     return multiclass_nms(
         bboxes, per_level, cfg.max_per_img,
         nms_type=cfg.nms.get('type'),

@@ -5,6 +5,7 @@ compatibility patches; the one-line errors."""
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tools.deployment.mmdeploy_convert import main
 
 REPO = Path(__file__).resolve().parents[2]
 DET_CONFIG = REPO / 'configs' / 'detection' / 'maskrcnn_mvig2_ti.py'
+V1_CONFIG = REPO / 'configs' / 'detection' / 'maskrcnn_mvig_m.py'
 SEG_CONFIG = REPO / 'configs' / 'segmentation' / 'semfpn_mvig2_ti.py'
 SIZE = 128  # the test pipelines' resize: small, quick
 SCORE_THR = 0.05
@@ -39,14 +41,18 @@ def shapes_images(count, size=(SIZE, SIZE)):
     return [make_image(rng, size, 4, 24, 64)[0] for _ in range(count)]
 
 
-@pytest.mark.slow
-def test_maskrcnn_published_equals_mmdet(published, tmp_path):
-    """A stand-in published Mask R-CNN (mmdet 2.x layout, reference
-    backbone keys) converted as it is: every detection of mmdet's predict
-    (all, down to the head's score_thr) matched, the masks equal; the SDK
-    metadata names the model's files and pipeline."""
-    ckpt = tmp_path / 'mask_rcnn_mobilevigv2_ti.pth'
-    published.whole_model(DET_CONFIG, 'ti', ckpt, 'mmdet')
+def published_maskrcnn(published, tmp_path, family='mobilevigv2'):
+    """A stand-in published Mask R-CNN-Ti of ``family`` (mmdet 2.x layout,
+    reference backbone keys): its config (test pipeline at SIZE, fewer
+    proposals and detections than COCO's, for time) and its file."""
+    cfg = small(DET_CONFIG if family == 'mobilevigv2' else V1_CONFIG)
+    if family == 'mobilevig':  # MobileViG-Ti: no config of its own
+        cfg.model.backbone.arch = 'ti'
+        cfg.model.neck.in_channels = [42, 84, 168, 256]
+    config = tmp_path / 'maskrcnn_ti.py'
+    cfg.dump(str(config))
+    ckpt = tmp_path / f'mask_rcnn_{family}_ti.pth'
+    published.whole_model(config, 'ti', ckpt, 'mmdet', family=family)
     # the stand-in's heads are not trained: their class scores are flat
     # (0.01-0.05), with near-ties that a rounding difference reorders in
     # the NMS; a sharper classifier spreads them
@@ -54,15 +60,20 @@ def test_maskrcnn_published_equals_mmdet(published, tmp_path):
     for name in ('weight', 'bias'):
         content['state_dict'][f'roi_head.bbox_head.fc_cls.{name}'] *= 8
     torch.save(content, ckpt)
-    cfg = small(DET_CONFIG)
-    # fewer proposals and detections than COCO's, for time
     cfg.model.test_cfg.rcnn.score_thr = SCORE_THR
     cfg.model.test_cfg.rpn.update(nms_pre=300, max_per_img=200)
     cfg.model.test_cfg.rcnn.max_per_img = 50
-    result = convert(cfg, str(ckpt), str(tmp_path / 'ort'))
+    cfg.dump(str(config))  # the config converted, for the tools
+    return cfg, ckpt
+
+
+def assert_equal_to_mmdet(cfg, ckpt, out_dir, sdk=True):
+    """Convert, predict with both on the traced size and another that needs
+    no padding (mmdeploy clips boxes to the padded input:
+    docs/deployment.md), and check every detection down to the head's
+    score_thr."""
+    result = convert(cfg, str(ckpt), str(out_dir), sdk=sdk)
     ort_model = backend_model(result.onnx_file, cfg, result.deploy_cfg)
-    # the traced size, and another (dynamic sizes) that needs no padding:
-    # mmdeploy clips boxes to the padded input (docs/deployment.md)
     images = shapes_images(1) + shapes_images(1, (96, SIZE))
     expected = predict(result.torch_model, cfg, result.deploy_cfg, images)
     actual = predict(ort_model, cfg, result.deploy_cfg, images)
@@ -71,11 +82,141 @@ def test_maskrcnn_published_equals_mmdet(published, tmp_path):
     assert report.passed(), report.summary() + '; ' + '; '.join(
         report.unmatched)
     assert report.worst_iou > 0.999 and report.worst_score_diff < 1e-4
-    deploy = json.loads((tmp_path / 'ort' / 'deploy.json').read_text())
+    return result
+
+
+@pytest.fixture(scope='module')
+def converted_maskrcnn(published, tmp_path_factory):
+    """The stand-in published Mask R-CNN-Ti converted with the SDK
+    metadata, checked equal to mmdet's predict (:func:`assert_equal_to_mmdet`
+    in the fixture, so that the tests that use the conversion share it):
+    its config (also as a file, ``config``), checkpoint and folder."""
+    folder = tmp_path_factory.mktemp('maskrcnn')
+    cfg, ckpt = published_maskrcnn(published, folder)
+    assert_equal_to_mmdet(cfg, ckpt, folder / 'ort')
+    return SimpleNamespace(cfg=cfg, config=folder / 'maskrcnn_ti.py',
+                           checkpoint=ckpt, out=folder / 'ort')
+
+
+@pytest.mark.slow
+def test_maskrcnn_published_equals_mmdet(converted_maskrcnn):
+    """A stand-in published Mask R-CNN (mmdet 2.x layout, reference
+    backbone keys) converted as it is: every detection of mmdet's predict
+    (all, down to the head's score_thr) matched, the masks equal (checked
+    by the fixture); the SDK metadata names the model's files and
+    pipeline."""
+    out = converted_maskrcnn.out
+    deploy = json.loads((out / 'deploy.json').read_text())
     assert deploy['models'][0]['net'] == 'end2end.onnx'
-    pipeline = json.loads((tmp_path / 'ort' / 'pipeline.json').read_text())
+    pipeline = json.loads((out / 'pipeline.json').read_text())
     tasks = [task['name'] for task in pipeline['pipeline']['tasks']]
     assert 'mmdetection' in tasks or 'postprocess' in tasks, tasks
+
+
+@pytest.mark.slow
+def test_infer_onnxruntime_equals_pytorch(converted_maskrcnn, tmp_path):
+    """tools/infer.py --backend onnxruntime on the converted folder writes
+    the files that the PyTorch path writes, with the same detections (same
+    labels, boxes to 1e-2 px, scores to 1e-4) and the same pictures."""
+    from PIL import Image
+
+    from tools.infer import main as infer
+    images = tmp_path / 'images'
+    images.mkdir()
+    import cv2
+    for i, image in enumerate(shapes_images(2)):
+        cv2.imwrite(str(images / f'{i}.png'), image)
+    outs = dict(pytorch=tmp_path / 'pytorch', onnxruntime=tmp_path / 'ort')
+    common = [str(converted_maskrcnn.config)]
+    infer(common + [str(converted_maskrcnn.checkpoint), str(images),
+                    '--out-dir', str(outs['pytorch']), '--device', 'cpu',
+                    '--score-thr', '0.3'])
+    infer(common + [str(converted_maskrcnn.out), str(images), '--out-dir',
+                    str(outs['onnxruntime']), '--device', 'cpu',
+                    '--score-thr', '0.3', '--backend', 'onnxruntime'])
+
+    def files(folder):
+        return sorted(p.relative_to(folder) for p in folder.rglob('*')
+                      if p.is_file())
+
+    assert files(outs['pytorch']) == files(outs['onnxruntime'])
+    drawn = 0
+    for name in files(outs['pytorch']):
+        a, b = (outs[backend] / name for backend in ('pytorch',
+                                                     'onnxruntime'))
+        if name.suffix == '.json':
+            a, b = json.loads(a.read_text()), json.loads(b.read_text())
+            keep_a = [s >= SCORE_THR for s in a['scores']]
+            keep_b = [s >= SCORE_THR for s in b['scores']]
+            assert sum(keep_a) == sum(keep_b) > 0
+            assert a['labels'][:sum(keep_a)] == b['labels'][:sum(keep_b)]
+            np.testing.assert_allclose(a['scores'][:sum(keep_a)],
+                                       b['scores'][:sum(keep_b)], atol=1e-4)
+            np.testing.assert_allclose(a['bboxes'][:sum(keep_a)],
+                                       b['bboxes'][:sum(keep_b)], atol=1e-2)
+        else:
+            a, b = (np.asarray(Image.open(p)).astype(int) for p in (a, b))
+            differ = (np.abs(a - b).max(-1) > 1).mean()
+            assert differ < 1e-3, f'{name}: {100 * differ:.2f}% of pixels'
+            drawn += 1
+    assert drawn == 2
+
+
+@pytest.mark.slow
+def test_maskrcnn_mobilevig_v1_equals_mmdet(published, tmp_path):
+    """The same for MobileViG (v1): its graph convolution (SVGA: every
+    shift in one gather, their minimum) through mmdeploy's exporter. Also
+    proposals that clipping to the image leaves without width (one anchor
+    shape's boxes pushed right by three widths): mmdet's RPN drops them
+    (``min_bbox_size``), and so does the exported model (without that
+    filter: 68 of 100 detections matched)."""
+    cfg, ckpt = published_maskrcnn(published, tmp_path, family='mobilevig')
+    content = torch.load(ckpt, weights_only=True)
+    content['state_dict']['rpn_head.rpn_reg.bias'][0] += 3.  # anchor 0, dx
+    torch.save(content, ckpt)
+    assert_equal_to_mmdet(cfg, ckpt, tmp_path / 'ort', sdk=False)
+
+
+def test_roi_align_of_small_rois_equals_mmcv(tmp_path):
+    """mmcv's RoIAlign (aligned, as Mask R-CNN's) through mmdeploy's
+    symbolic and the project's deploy config (opset 16: ONNX's RoiAlign
+    with half_pixel coordinates) equals mmcv's for RoIs of every size,
+    those under one feature pixel included (at opset 11 ONNX Runtime makes
+    them one pixel wide: differences up to 2.0)."""
+    import onnxruntime as ort
+    from mmcv.ops import RoIAlign
+    from mmdeploy.apis.onnx import export
+
+    from mvig2_mm.deployment.end2end import DEPLOY_CONFIG_DIR
+    from mvig2_mm.deployment.mmdeploy_compat import mmdeploy_patched
+    deploy_cfg = Config.fromfile(
+        str(Path(DEPLOY_CONFIG_DIR) / 'instance-seg_onnxruntime_dynamic.py'))
+    roi_align = RoIAlign((7, 7), 0.25, 0, 'avg', True)
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(1, 8, 40, 40, generator=g)
+
+    def rois(side):
+        corner = torch.rand(50, 2, generator=g) * 120
+        return torch.cat([torch.zeros(50, 1), corner, corner + side], 1)
+
+    with mmdeploy_patched():
+        import mmdeploy.mmcv.ops  # noqa: F401 (registers the symbolic)
+        export(roi_align, (features, rois(20.)),
+               output_path_prefix=str(tmp_path / 'roi_align'),
+               backend='onnxruntime',
+               context_info=dict(deploy_cfg=deploy_cfg),
+               input_names=['features', 'rois'], output_names=['out'],
+               opset_version=deploy_cfg.onnx_config.opset_version,
+               dynamic_axes=dict(rois={0: 'n'}, out={0: 'n'}))
+    session = ort.InferenceSession(str(tmp_path / 'roi_align.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    for side in (40., 4., 2., 0.5, 0.):
+        boxes = rois(side)
+        with torch.no_grad():
+            expected = roi_align(features, boxes).numpy()
+        actual, = session.run(None, dict(features=features.numpy(),
+                                         rois=boxes.numpy()))
+        assert np.abs(expected - actual).max() < 1e-5, side
 
 
 @pytest.mark.slow
