@@ -19,7 +19,10 @@ import torch.nn as nn
 
 from .models import exportable
 
-__all__ = ['RUNTIMES', 'Deployed', 'calibration_batches', 'deploy']
+__all__ = [
+    'RUNTIMES', 'Deployed', 'calibration_batches', 'deploy',
+    'onnxruntime_session'
+]
 
 #: The runtimes, in the benchmark's order: key -> (name, file, bits).
 RUNTIMES = {
@@ -111,18 +114,9 @@ def deploy(runtime: str, model: nn.Module, shape: Tuple[int, int],
         with inductor_config.patch(freezing=True):
             run(example)  # compiles
     elif runtime == 'onnxruntime':
-        import onnxruntime as ort
-
         from .onnx import export
         export(model, shape, path, dynamic=True)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # idle threads that spin would slow the runtimes timed in between
-        options.add_session_config_entry('session.intra_op.allow_spinning',
-                                         '0')
-        session = ort.InferenceSession(path, options,
-                                       providers=['CPUExecutionProvider'])
+        session = onnxruntime_session(path, threads)
         run = _from_arrays(lambda x: session.run(None, {'input': x}))
     elif runtime.startswith('openvino'):
         from . import openvino
@@ -144,6 +138,20 @@ def deploy(runtime: str, model: nn.Module, shape: Tuple[int, int],
         run = _from_arrays(executorch.runner(path))
     seconds = time.perf_counter() - start
     return Deployed(run, seconds, _bytes(path) if file_name else None, note)
+
+
+def onnxruntime_session(path: str, threads: int = 0):
+    """An ONNX Runtime CPU session of ``path`` for timing beside other
+    runtimes: ``threads`` intra-op threads (0: its default), one inter-op
+    thread, and no spinning (idle threads that spin would slow the runtimes
+    timed in between)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(path, options,
+                                providers=['CPUExecutionProvider'])
 
 
 def _inference(model: nn.Module) -> Callable[[torch.Tensor], object]:

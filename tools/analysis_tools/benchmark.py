@@ -642,25 +642,20 @@ def onnxruntime_table(args, bench: Bench) -> None:
         return
     from mvig2_mm.deployment.models import build_export_model
     from mvig2_mm.deployment.onnx import export
+    from mvig2_mm.deployment.runtimes import onnxruntime_session
     shape = (args.size, args.size)
     cases = [(f'MobileViGv2-{ARCH_NAMES[arch]}',
               lambda arch=arch: build_export_model(arch=arch), shape,
               [1, args.batch]) for arch in args.archs]
     cases.append((SEG_CONFIG[0], lambda: build_export_model(
         os.path.join(REPO, SEG_CONFIG[1])), args.seg_size, [1]))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    # idle threads that spin would slow the PyTorch runs timed in between
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, build, size, batches in cases:
             model = build()
             path = os.path.join(tmp, 'model.onnx')
             export(model, size, path, dynamic=True)
-            session = ort.InferenceSession(
-                path, options, providers=['CPUExecutionProvider'])
+            session = onnxruntime_session(path, args.threads)
             for batch in batches:
                 x = torch.randn(batch, 3, *size)
                 feed = {'input': x.numpy()}
