@@ -3,7 +3,7 @@ dataset, or of a folder, through the config's test pipeline and its data
 preprocessor (normalised as the exported model expects them)."""
 import os
 import os.path as osp
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,14 +51,17 @@ def config_images(config: str, shape: Tuple[int, int], count: int,
 
 
 def _preprocessed(config: str, shape: Tuple[int, int], count: int,
-                  image_dir: Optional[str], split: str
+                  image_dir: Optional[str], split: str,
+                  annotations: bool = False
                   ) -> Tuple[List[torch.Tensor], List[dict]]:
-    """:func:`config_images`, and the samples of the test pipeline."""
+    """:func:`config_images`, and the samples of the test pipeline (with
+    their annotations if ``annotations``)."""
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmpretrain')
     init_default_scope(scope)
     test_pipeline = [step for step in cfg.test_dataloader.dataset.pipeline
-                     if not step['type'].startswith('LoadAnnotations')]
+                     if annotations
+                     or not step['type'].startswith('LoadAnnotations')]
     if image_dir is not None:
         if not osp.isdir(image_dir):
             raise FileNotFoundError(f'no such folder of images: {image_dir}')
@@ -100,13 +103,19 @@ def _preprocessed(config: str, shape: Tuple[int, int], count: int,
 
 
 def labelled_images(config: str, shape: Tuple[int, int], count: int,
-                    split: str = 'val') -> List[Tuple[torch.Tensor, int]]:
-    """``count`` images of a classification config's ``split`` dataset, as
-    :func:`config_images` gives them, each with its class index.
+                    split: str = 'val'
+                    ) -> List[Tuple[torch.Tensor, Union[int, torch.Tensor]]]:
+    """``count`` images of a classification or segmentation config's
+    ``split`` dataset, as :func:`config_images` gives them, each with its
+    label: the class index, or the label map (H, W) at the image's
+    original size.
 
     Raises:
         FileNotFoundError: The dataset is not there.
     """
-    inputs, samples = _preprocessed(config, shape, count, None, split)
-    return [(x, int(sample['data_samples'].gt_label))
-            for x, sample in zip(inputs, samples)]
+    inputs, samples = _preprocessed(config, shape, count, None, split,
+                                    annotations=True)
+    labels = [sample['data_samples'] for sample in samples]
+    labels = [s.gt_sem_seg.data[0] if 'gt_sem_seg' in s else int(s.gt_label)
+              for s in labels]
+    return list(zip(inputs, labels))

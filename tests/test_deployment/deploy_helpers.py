@@ -1,7 +1,7 @@
 """What the export tests share."""
 import torch
 
-from mvig2_mm.deployment import StageMaps
+from mvig2_mm.deployment import StageMaps, accuracy
 from mvig2_mm.models import MobileViGv2
 
 #: An input size whose stage maps (12, 6 and 3 with hops 8, 4 and 2) are
@@ -18,11 +18,11 @@ def deploy_backbone() -> StageMaps:
     return StageMaps(model).eval()
 
 
-def top1_agreement(model, run, images) -> float:
-    """How often a runtime's forward ``run`` (an array to its outputs) and
-    PyTorch's float ``model`` (a classifier) give an image the same class.
-    """
-    with torch.no_grad():
-        same = [int(model(x).argmax()) == int(run(x.numpy())[0].argmax())
-                for x in images]
-    return sum(same) / len(same)
+def top1_agreement(model, run, labelled) -> float:
+    """How often (%) a runtime's forward ``run`` (an array to its outputs)
+    and PyTorch's float ``model`` (a classifier) give a labelled image
+    (:func:`~mvig2_mm.deployment.calibration.labelled_images`) the same
+    class."""
+    return accuracy.agreement(
+        accuracy.predict(lambda x: run(x.numpy()), labelled),
+        accuracy.predict(model, labelled))

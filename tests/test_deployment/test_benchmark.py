@@ -77,3 +77,42 @@ def test_every_runtime_table_with_a_trained_classifiers_top1(
     assert agreement == '(100.0)' and 0 <= float(top1) <= 100
     top1, agreement = int8[8].split()
     assert float(agreement.strip('()')) >= 75  # 8 images: most agree
+
+
+@pytest.mark.slow
+def test_every_runtime_table_with_a_segmentors_miou(tmp_path, capsys):
+    """--segmentor adds each runtime's mIoU on the segmentor's validation
+    images: ONNX Runtime's equals eager's (float32: every pixel agrees)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mvig2_mm.testing.synthetic_ade20k import generate
+    data_root = str(tmp_path / 'shapes_ade')
+    generate(data_root, num_train=2, num_val=6, image_size=(64, 64),
+             min_size=12, max_size=32)
+    cfg = Config.fromfile(
+        'configs/segmentation/demo/semfpn_mvig2_ti_shapes.py')
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        loader.dataset.data_root = data_root
+    config = str(tmp_path / 'semfpn.py')
+    cfg.dump(config)
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    checkpoint = str(tmp_path / 'semfpn.pth')
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()},
+               checkpoint)
+    assert main(['--quick', '--threads', '1', '--tables', '7', '--runtimes',
+                 'eager', 'onnxruntime', '--segmentor', config, checkpoint,
+                 '--segmentor-size', '64', '--val-images', '6']) == 0
+    out = capsys.readouterr().out
+    lines = [[cell.strip() for cell in line.strip().strip('|').split('|')]
+             for line in out.splitlines() if line.startswith('| ')]
+    assert lines[0][-2] == ('trained semfpn.py mIoU % (pixel agreement '
+                            'with eager)')
+    rows = {line[0]: line for line in lines[1:]}
+    eager, onnxruntime = rows['PyTorch eager'], rows['ONNX Runtime']
+    miou, agreement = eager[-2].split()
+    assert agreement == '(100.0)' and 0 <= float(miou) <= 100
+    assert onnxruntime[-2] == eager[-2]

@@ -12,7 +12,7 @@ from deploy_helpers import SIZE, deploy_backbone, top1_agreement  # noqa: E402
 
 from mvig2_mm.deployment import build_export_model  # noqa: E402
 from mvig2_mm.deployment import executorch  # noqa: E402
-from mvig2_mm.deployment.calibration import config_images  # noqa: E402
+from mvig2_mm.deployment.calibration import labelled_images  # noqa: E402
 from mvig2_mm.deployment.checks import random_inputs  # noqa: E402
 from tools.deployment.pytorch2executorch import PROG, main  # noqa: E402
 
@@ -44,10 +44,9 @@ def test_int8_program_keeps_the_demo_classifiers_top1(demo_classifier,
     assert 'ExecuTorch vs PyTorch float for input (1, 3, 96, 96)' in out
     model = build_export_model(demo_classifier.config,
                                checkpoint=demo_classifier.checkpoint)
-    images = config_images(demo_classifier.config, (SIZE, SIZE), 160,
-                           split='val')
-    assert len(images) == 160
-    assert top1_agreement(model, executorch.runner(path), images) >= 0.95
+    labelled = labelled_images(demo_classifier.config, (SIZE, SIZE), 160)
+    assert len(labelled) == 160
+    assert top1_agreement(model, executorch.runner(path), labelled) >= 95
 
 
 def test_int8_needs_a_config(capsys):

@@ -10,7 +10,7 @@ pytest.importorskip('nncf', reason=f'nncf is not installed ({INSTALL})')
 from deploy_helpers import SIZE, deploy_backbone, top1_agreement  # noqa: E402
 
 from mvig2_mm.deployment import build_export_model, openvino  # noqa: E402
-from mvig2_mm.deployment.calibration import config_images  # noqa: E402
+from mvig2_mm.deployment.calibration import labelled_images  # noqa: E402
 from mvig2_mm.deployment.checks import random_inputs  # noqa: E402
 from tools.deployment.pytorch2openvino import main  # noqa: E402
 
@@ -44,10 +44,9 @@ def test_int8_ir_keeps_the_demo_classifiers_top1(demo_classifier, tmp_path,
     assert 'OpenVINO (f32 on this CPU) vs PyTorch float' in out
     model = build_export_model(demo_classifier.config,
                                checkpoint=demo_classifier.checkpoint)
-    images = config_images(demo_classifier.config, (SIZE, SIZE), 160,
-                           split='val')
+    labelled = labelled_images(demo_classifier.config, (SIZE, SIZE), 160)
     run = openvino.runner(f'{out_dir}/{openvino.FILE_NAME}.xml')
-    assert top1_agreement(model, run, images) >= 0.95
+    assert top1_agreement(model, run, labelled) >= 95
 
 
 def test_precision_is_required(capsys):

@@ -45,8 +45,9 @@ Tables, all measured in one run:
    ``--archs`` at 224x224, batch 1 and 16, timed interleaved; file sizes,
    build times, logits SNR against eager float (the weights of
    ``--checkpoints``, e.g. published files; random otherwise) and, with
-   ``--classifier CONFIG CHECKPOINT``, a trained classifier's top-1 on its
-   validation images in each runtime.
+   ``--classifier CONFIG CHECKPOINT`` / ``--segmentor CONFIG CHECKPOINT``, a
+   trained classifier's top-1 / segmentor's mIoU on its validation images
+   in each runtime.
 
 Method: every run is one ``torch.utils.benchmark.Timer`` measurement, after
 ``--warmup`` untimed runs; the median of ``--repeats`` runs is reported. The
@@ -167,8 +168,15 @@ def parse_args(argv=None):
                         'its validation images each runtime is measured on')
     parser.add_argument('--classifier-size', type=int, default=96,
                         help='table 7: input size of --classifier')
+    parser.add_argument('--segmentor', nargs=2,
+                        metavar=('CONFIG', 'CHECKPOINT'),
+                        help='table 7: a trained segmentor whose mIoU on '
+                        'its validation images each runtime is measured on')
+    parser.add_argument('--segmentor-size', type=int, default=128,
+                        help='table 7: input size of --segmentor')
     parser.add_argument('--val-images', type=int, default=160,
-                        help='table 7: validation images of --classifier')
+                        help='table 7: validation images of --classifier '
+                        'and --segmentor')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: ti only, tiny inputs, one repeat')
     args = parser.parse_args(argv)
@@ -686,6 +694,7 @@ def runtimes_table(args, bench: Bench) -> None:
         print('\n(table 7 compares CPU runtimes: run it with --device cpu)')
         return
     from mvig2_mm.deployment import build_export_model, runtimes
+    from mvig2_mm.deployment.accuracy import first_output
     from mvig2_mm.deployment.checks import random_inputs, snr_db
     shape = (args.size, args.size)
     missing: Dict[str, str] = {}
@@ -721,7 +730,7 @@ def runtimes_table(args, bench: Bench) -> None:
                 for key, deployed in built.items():
                     snr = snr_db(first_output(deployed.run(x)), expected)
                     runs[key, arch, batch] = (seconds[key], deployed, snr)
-    top1 = classifier_top1(args, build) if args.classifier else {}
+    accuracy_header, accuracy_cells = trained_accuracy(args, build)
     for key, package in missing.items():
         print(f'(table 7: {RUNTIMES[key][0]} left out: {package} is not '
               f'installed: pip install -e .[deploy])')
@@ -734,9 +743,7 @@ def runtimes_table(args, bench: Bench) -> None:
                    f'{args.batch})']
     header += [f'file (MB, {names})', f'build (s, {names})',
                f'logits SNR vs eager (dB, {names})']
-    if args.classifier:
-        header.append('trained classifier top-1 % (agreement with eager)')
-    header.append('note')
+    header += accuracy_header + ['note']
 
     def speed(key, arch, batch):
         ratio = runs['eager', arch, batch][0] / runs[key, arch, batch][0]
@@ -757,48 +764,49 @@ def runtimes_table(args, bench: Bench) -> None:
                            else '-' for _, d, _ in singles),
                 ' / '.join(f'{d.seconds:.0f}' for _, d, _ in singles),
                 ' / '.join(f'{snr:.1f}' for _, _, snr in singles)]
-        if args.classifier:
-            row.append(top1.get(key, ''))
+        row += accuracy_cells.get(key, [''] * len(accuracy_header))
         rows.append(row + [singles[0][1].note])
     print_table(
         f'7. Every runtime, float and 8-bit: the deploy-form classifiers at '
         f'{shape[0]}x{shape[1]}', header, rows)
 
 
-def first_output(outputs) -> object:
-    """A runtime's first output as an array."""
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return outputs.numpy() if torch.is_tensor(outputs) else outputs
-
-
-def classifier_top1(args, build) -> Dict[str, str]:
-    """Table 7's top-1 column: ``--classifier`` in each runtime (batch 1),
-    on ``--val-images`` of its validation set, calibrated on images of its
-    training set: runtime -> 'top-1 (agreement with eager)'."""
-    from mvig2_mm.deployment import build_export_model
+def trained_accuracy(args, build) -> Tuple[List[str], Dict[str, List[str]]]:
+    """Table 7's accuracy columns: ``--classifier``'s top-1 and
+    ``--segmentor``'s mIoU in each runtime (batch 1), on ``--val-images``
+    of their validation sets, the 8-bit runtimes calibrated on images of
+    their training sets: the columns' names, and runtime -> its cells
+    ('accuracy (agreement with eager)')."""
+    from mvig2_mm.deployment import accuracy, build_export_model
     from mvig2_mm.deployment.calibration import config_images, labelled_images
-    config, checkpoint = args.classifier
-    size = (args.classifier_size, args.classifier_size)
-    model = build_export_model(config, checkpoint=checkpoint)
-    images = labelled_images(config, size, args.val_images, split='val')
-    calibration = config_images(config, size, max(args.calib, 16))
-    with torch.no_grad():
-        expected = [int(model(x).argmax()) for x, _ in images]
-    cells = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for key in args.runtimes:
-            deployed = build(key, model, size, 1, tmp, calibration)
-            if deployed is None:
-                continue
-            with torch.no_grad():
-                found = [int(first_output(deployed.run(x)).argmax())
-                         for x, _ in images]
-            right = sum(f == label for f, (_, label) in zip(found, images))
-            same = sum(f == e for f, e in zip(found, expected))
-            cells[key] = (f'{100 * right / len(images):.1f} '
-                          f'({100 * same / len(images):.1f})')
-    return cells
+    header, cells = [], {}
+    for trained, size, measure in (
+            (args.classifier, args.classifier_size,
+             'top-1 % (agreement with eager)'),
+            (args.segmentor, args.segmentor_size,
+             'mIoU % (pixel agreement with eager)')):
+        if not trained:
+            continue
+        config, checkpoint = trained
+        header.append(f'trained {os.path.basename(config)} {measure}')
+        shape = (size, size)
+        model = build_export_model(config, checkpoint=checkpoint)
+        num_classes = getattr(getattr(model, 'segmentor', None),
+                              'num_classes', 0)
+        labelled = labelled_images(config, shape, args.val_images)
+        labels = [label for _, label in labelled]
+        calibration = config_images(config, shape, max(args.calib, 16))
+        expected = accuracy.predict(model, labelled)
+        with tempfile.TemporaryDirectory() as tmp:
+            for key in args.runtimes:
+                deployed = build(key, model, shape, 1, tmp, calibration)
+                if deployed is None:
+                    continue
+                found = accuracy.predict(deployed.run, labelled)
+                score = accuracy.accuracy(found, labels, num_classes)
+                same = accuracy.agreement(found, expected)
+                cells.setdefault(key, []).append(f'{score:.1f} ({same:.1f})')
+    return header, cells
 
 
 def machine(args) -> str:
