@@ -302,6 +302,22 @@ def test_test_tool_onnxruntime_classifier_one_line(tmp_path, capsys):
         'checkpoint, --backend pytorch)']
 
 
+def test_test_tool_onnxruntime_without_mmdeploy_one_line(
+        monkeypatch, capsys, tmp_path):
+    """tools/test.py --backend onnxruntime without mmdeploy (hidden from
+    the import system): one line naming the install command, before any
+    work."""
+    from tools.test import main as test_tool
+    (tmp_path / 'end2end.onnx').write_bytes(b'')
+    monkeypatch.setitem(sys.modules, 'mmdeploy', None)
+    assert test_tool([str(DEMO_DET_CONFIG), str(tmp_path), '--backend',
+                      'onnxruntime', '--work-dir',
+                      str(tmp_path / 'work')]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'tools/test.py: error: mmdeploy is not installed: pip install '
+        '--no-deps mmdeploy==1.3.1 (tools/setup_env.sh installs it)']
+
+
 def test_roi_align_of_small_rois_equals_mmcv(tmp_path):
     """mmcv's RoIAlign (aligned, as Mask R-CNN's) through mmdeploy's
     symbolic and the project's deploy config (opset 16: ONNX's RoiAlign
