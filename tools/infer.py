@@ -46,7 +46,7 @@ from mmengine.registry import DefaultScope
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.cli import launcher
+from mvig2_mm.cli import backends, launcher
 from mvig2_mm.cli.checkpoints import backbone_form_mismatch, read_checkpoint
 from mvig2_mm.cli.images import list_images
 from mvig2_mm.cli.tool import ToolError, add_debug_argument, tool_main
@@ -84,12 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--compile', action='store_true',
                         help=launcher.COMPILE_HELP)
-    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'),
-                        default='pytorch',
-                        help='onnxruntime: CHECKPOINT is the folder that '
-                        'tools/deployment/mmdeploy_convert.py wrote (a '
-                        'detector or segmentor); its end2end.onnx runs '
-                        "through mmdeploy's ONNX Runtime wrapper")
+    backends.add_backend_argument(parser)
     parser.add_argument(
         '--cfg-options', nargs='+', action=launcher.StrictDictAction,
         help='override config settings, as key=value pairs')
@@ -117,19 +112,8 @@ def load_config(args: argparse.Namespace) -> Config:
 def load_onnxruntime_config(args: argparse.Namespace) -> Config:
     """The config, for a model converted by mmdeploy_convert.py into the
     folder ``args.checkpoint``."""
-    onnx_file = osp.join(args.checkpoint, 'end2end.onnx')
-    if not osp.isfile(onnx_file):
-        raise ToolError(f'{onnx_file} not found: with --backend onnxruntime '
-                        f'CHECKPOINT is the folder that '
-                        f'tools/deployment/mmdeploy_convert.py wrote')
-    if args.compile:
-        raise ToolError('--compile compiles PyTorch models: not with '
-                        '--backend onnxruntime')
     cfg = launcher.read_config(args.config, args.cfg_options)
-    if cfg.get('default_scope') not in ('mmdet', 'mmseg'):
-        raise ToolError(f"the config's default_scope is "
-                        f"{cfg.get('default_scope')!r}: --backend "
-                        f'onnxruntime runs mmdet and mmseg models')
+    backends.check_onnxruntime(cfg, args.checkpoint, args.compile)
     return cfg
 
 
@@ -137,9 +121,8 @@ def use_onnxruntime(inferencer, cfg: Config, folder: str) -> None:
     """Replace the inferencer's PyTorch model with the ONNX Runtime model
     in ``folder`` (mmdeploy's wrapper; the project's deploy config of the
     task), keeping its class names."""
-    from mvig2_mm.deployment.end2end import backend_model, deploy_config_path
-    deploy_cfg = Config.fromfile(deploy_config_path(cfg))
-    model = backend_model(osp.join(folder, 'end2end.onnx'), cfg, deploy_cfg)
+    from mvig2_mm.deployment.end2end import backend_model
+    model = backend_model(osp.join(folder, backends.ONNX_FILE), cfg)
     model.dataset_meta = inferencer.model.dataset_meta
     inferencer.model = model
 

@@ -8,12 +8,20 @@ mmengine's ``Runner`` does the rest.
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--show-dir DIR] [--compile] [--cfg-options KEY=VALUE ...] [--debug]
     tools/dist_test.sh CONFIG CHECKPOINT GPUS [same options]
+    python tools/test.py CONFIG DIR --backend onnxruntime [same options]
+
+``--backend onnxruntime`` evaluates a detector or segmentor exported whole
+(``DIR``: the folder that ``tools/deployment/mmdeploy_convert.py`` wrote)
+with the config's test dataloader and evaluator, as mmdeploy's own
+``tools/test.py`` does: its ``end2end.onnx`` through mmdeploy's ONNX
+Runtime wrapper in mmdeploy's test Runner, on the CPU, in one process.
 
 A mistake of the user's (a config value that cannot work, a missing file, a
 checkpoint that does not fit, ...) ends the run with one line
 ``tools/test.py: error: ...``; ``--debug`` prints its traceback too. Any
 other error keeps its traceback.
 """
+import functools
 import os.path as osp
 import sys
 
@@ -21,7 +29,7 @@ from mmengine.config import Config
 
 # registers MobileViGv2 and allow-lists mmengine checkpoints for torch.load
 import mvig2_mm  # noqa: F401,E402
-from mvig2_mm.cli import launcher
+from mvig2_mm.cli import backends, launcher
 from mvig2_mm.cli.checkpoints import backbone_form_mismatch
 from mvig2_mm.cli.tool import ToolError, tool_main
 
@@ -30,7 +38,8 @@ PROG = 'tools/test.py'
 
 def parse_args(argv=None):
     parser = launcher.tool_parser(PROG, 'Test', 'test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
+    parser.add_argument('checkpoint', help='checkpoint file (path or URL); '
+                        '--backend onnxruntime: the converted folder')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
     parser.add_argument(
         '--show-dir', help='save every test image with its predictions drawn '
@@ -42,6 +51,7 @@ def parse_args(argv=None):
                         help='seconds each shown image stays up')
     parser.add_argument('--compile', action='store_true',
                         help=launcher.COMPILE_HELP)
+    backends.add_backend_argument(parser)
     launcher.add_common_arguments(parser, 'test_dataloader.batch_size')
     return launcher.parse_with_common(parser, argv)
 
@@ -92,17 +102,24 @@ def add_dump_metric(cfg: Config, out: str) -> None:
 
 def build_config(args) -> Config:
     """Load the config and apply the command line to it."""
-    if osp.isfile(args.config) and not (launcher.is_url(args.checkpoint)
-                                        or osp.isfile(args.checkpoint)):
+    onnxruntime = args.backend == 'onnxruntime'
+    if osp.isfile(args.config) and not onnxruntime and not (
+            launcher.is_url(args.checkpoint) or osp.isfile(args.checkpoint)):
         raise ToolError(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ToolError(f'--out must be a .pkl file, got {args.out}')
     cfg = launcher.load_config(args)
-    mismatch = backbone_form_mismatch(cfg.get('model', {}), args.checkpoint)
-    if mismatch:
-        raise ToolError(mismatch)
-
-    cfg.load_from = args.checkpoint
+    if onnxruntime:
+        backends.check_onnxruntime(cfg, args.checkpoint, args.compile)
+        if cfg.launcher != 'none':
+            raise ToolError('--backend onnxruntime tests in one process: '
+                            'python tools/test.py, without --launcher')
+    else:
+        mismatch = backbone_form_mismatch(cfg.get('model', {}),
+                                          args.checkpoint)
+        if mismatch:
+            raise ToolError(mismatch)
+        cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.out is not None:
@@ -116,9 +133,15 @@ def build_config(args) -> Config:
 @tool_main(PROG)
 def main(argv=None) -> None:
     """Test with the command line ``argv`` (default: ``sys.argv[1:]``)."""
-    cfg = build_config(parse_args(argv))
+    args = parse_args(argv)
+    cfg = build_config(args)
+    build = None
+    if args.backend == 'onnxruntime':
+        from mvig2_mm.deployment.end2end import build_test_runner
+        onnx_file = osp.join(args.checkpoint, backends.ONNX_FILE)
+        build = functools.partial(build_test_runner, onnx_file)
     launcher.run(cfg, 'test', ['test_dataloader'], ['test_evaluator'],
-                 strict_load=True)
+                 strict_load=True, build=build)
 
 
 if __name__ == '__main__':

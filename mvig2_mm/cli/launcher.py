@@ -15,7 +15,7 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -342,7 +342,8 @@ def compile_model(model: torch.nn.Module, options: Optional[dict] = None
 
 
 def run(cfg: Config, mode: str, loaders: List[str], evaluators: List[str],
-        strict_load: bool = False) -> None:
+        strict_load: bool = False,
+        build: Optional[Callable[[Config], Runner]] = None) -> None:
     """Build the Runner, check the inputs and call ``runner.<mode>()``.
 
     The model is built first, so that a config error (an unknown arch, a
@@ -356,6 +357,10 @@ def run(cfg: Config, mode: str, loaders: List[str], evaluators: List[str],
         evaluators (list[str]): Evaluator keys whose files are checked.
         strict_load (bool): Stop when ``load_from`` does not fit the model
             exactly (:class:`StrictLoadHook`).
+        build (callable, optional): Builds the Runner of ``cfg`` instead of
+            :func:`build_runner`, its model given (e.g. an exported one);
+            the inputs are checked before it is called (it may build the
+            dataloaders at once).
 
     Raises:
         ToolError: A mistake of the user's (and the other errors that
@@ -365,8 +370,12 @@ def run(cfg: Config, mode: str, loaders: List[str], evaluators: List[str],
     _init_cpu_process_group(cfg, {'train': 'training'}.get(mode, 'testing'))
     runner, finished = None, False
     try:
-        runner = build_runner(cfg)
-        check_inputs(cfg, mode, loaders, evaluators)
+        if build is None:
+            runner = build_runner(cfg)
+            check_inputs(cfg, mode, loaders, evaluators)
+        else:
+            check_inputs(cfg, mode, loaders, evaluators)
+            runner = build(cfg)
         if strict_load:
             runner.register_hook(StrictLoadHook())
         if mode == 'test' and cfg.get('compile'):

@@ -1,6 +1,7 @@
 """A detector or segmentor exported whole, the OpenMMLab way: mmdeploy's
 conversion to ONNX Runtime (:func:`convert`), the exported model run through
-mmdeploy's ONNX Runtime wrapper (:func:`backend_model`), and its predictions
+mmdeploy's ONNX Runtime wrapper (:func:`backend_model`) and evaluated in
+mmdeploy's test Runner (:func:`build_test_runner`), and its predictions
 compared with mmdet's / mmseg's ``predict`` (:func:`compare_predictions`).
 
 mmdeploy's own pipeline (``mmdeploy.apis.torch2onnx``) loads the checkpoint
@@ -16,13 +17,14 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
+from mmengine.runner import Runner
 
 from ..errors import ConfigError
 from ..models.utils import switch_to_deploy
@@ -32,8 +34,8 @@ from .models import exportable
 
 __all__ = [
     'Conversion', 'DEPLOY_CONFIG_DIR', 'MatchReport', 'backend_model',
-    'build_model', 'compare_predictions', 'convert', 'deploy_config_path',
-    'example_input', 'pipeline_size', 'predict'
+    'build_model', 'build_test_runner', 'compare_predictions', 'convert',
+    'deploy_config_path', 'example_input', 'pipeline_size', 'predict'
 ]
 
 #: The project's mmdeploy deploy configs (``configs/deployment/``, as the
@@ -246,14 +248,61 @@ def pipeline_size(model_cfg: Config) -> Sequence[int]:
 
 
 def backend_model(onnx_file: str, model_cfg: Config,
-                  deploy_cfg: Config) -> nn.Module:
+                  deploy_cfg: Optional[Config] = None) -> nn.Module:
     """The exported model run with ONNX Runtime through mmdeploy's wrapper
     (its task's ``End2EndModel``): ``test_step(data)`` predicts as the
-    PyTorch model does."""
+    PyTorch model does.
+
+    Args:
+        onnx_file (str): The model :func:`convert` wrote.
+        model_cfg (Config): Its model config.
+        deploy_cfg (Config, optional): The deploy config it was converted
+            with; default: the project's of the task
+            (:func:`deploy_config_path`).
+
+    Raises:
+        MMDeployVersionError: mmdeploy is missing or of another version.
+        ConfigError: The config is no mmdet / mmseg model.
+    """
+    return _backend(onnx_file, model_cfg, deploy_cfg)[1]
+
+
+def _backend(onnx_file: str, model_cfg: Config,
+             deploy_cfg: Optional[Config]) -> Tuple[object, nn.Module]:
+    """mmdeploy's task processor of the model and its backend model."""
     check_mmdeploy()
     from mmdeploy.apis.utils import build_task_processor
+    deploy_cfg, model_cfg = _load_configs(model_cfg, deploy_cfg)
     processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
-    return processor.build_backend_model([onnx_file])
+    return processor, processor.build_backend_model(
+        [onnx_file], processor.update_data_preprocessor)
+
+
+def build_test_runner(onnx_file: str, model_cfg: Config,
+                      deploy_cfg: Optional[Config] = None) -> Runner:
+    """mmengine's Runner that tests the exported model as mmdeploy's own
+    ``tools/test.py`` does: :func:`backend_model` in mmdeploy's test runner
+    (``DeployTestRunner``, built by the task processor), with the config's
+    test dataloader, evaluator, hooks and visualizer; ``runner.test()``
+    evaluates it.
+
+    mmdeploy's graph takes the padded batch as its only input: the boxes
+    of an image smaller than its batch's padded size (its resized size not
+    a multiple of the padding, or a batch of several sizes) are clipped to
+    that size, where mmdet clips to the image's own (docs/deployment.md).
+
+    Args:
+        onnx_file (str): The model :func:`convert` wrote.
+        model_cfg (Config): Its model config, with ``work_dir`` (the logs).
+        deploy_cfg (Config, optional): The deploy config it was converted
+            with; default: the project's of the task.
+
+    Raises:
+        MMDeployVersionError: mmdeploy is missing or of another version.
+        ConfigError: The config is no mmdet / mmseg model.
+    """
+    processor, model = _backend(onnx_file, model_cfg, deploy_cfg)
+    return processor.build_test_runner(model, model_cfg.work_dir)
 
 
 def predict(model: nn.Module, model_cfg: Config, deploy_cfg: Config,

@@ -1,7 +1,9 @@
 """mmdeploy's conversion to ONNX Runtime (tools/deployment/mmdeploy_convert.py,
 mvig2_mm.deployment.end2end): a stand-in published Mask R-CNN and Semantic
 FPN converted whole, their predictions equal to mmdet's / mmseg's; the
-compatibility patches; the one-line errors."""
+exported Mask R-CNN evaluated by tools/test.py --backend onnxruntime (the
+COCO metrics of the checkpoint); the compatibility patches; the one-line
+errors."""
 import json
 import sys
 from pathlib import Path
@@ -21,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 DET_CONFIG = REPO / 'configs' / 'detection' / 'maskrcnn_mvig2_ti.py'
 V1_CONFIG = REPO / 'configs' / 'detection' / 'maskrcnn_mvig_m.py'
 SEG_CONFIG = REPO / 'configs' / 'segmentation' / 'semfpn_mvig2_ti.py'
+DEMO_DET_CONFIG = (REPO / 'configs' / 'detection' / 'demo' /
+                   'maskrcnn_mvig2_ti_shapes.py')
+CLS_CONFIG = REPO / 'configs' / 'classification' / 'mvig2_ti_in1k.py'
 SIZE = 128  # the test pipelines' resize: small, quick
 SCORE_THR = 0.05
 
@@ -41,6 +46,16 @@ def shapes_images(count, size=(SIZE, SIZE)):
     return [make_image(rng, size, 4, 24, 64)[0] for _ in range(count)]
 
 
+def sharpen_classifier(ckpt):
+    """A stand-in's heads are not trained: their class scores are flat
+    (COCO's: 0.01-0.05), with near-ties that a rounding difference
+    reorders in the NMS; a sharper classifier spreads them."""
+    content = torch.load(ckpt, weights_only=True)
+    for name in ('weight', 'bias'):
+        content['state_dict'][f'roi_head.bbox_head.fc_cls.{name}'] *= 8
+    torch.save(content, ckpt)
+
+
 def published_maskrcnn(published, tmp_path, family='mobilevigv2'):
     """A stand-in published Mask R-CNN-Ti of ``family`` (mmdet 2.x layout,
     reference backbone keys): its config (test pipeline at SIZE, fewer
@@ -53,13 +68,7 @@ def published_maskrcnn(published, tmp_path, family='mobilevigv2'):
     cfg.dump(str(config))
     ckpt = tmp_path / f'mask_rcnn_{family}_ti.pth'
     published.whole_model(config, 'ti', ckpt, 'mmdet', family=family)
-    # the stand-in's heads are not trained: their class scores are flat
-    # (0.01-0.05), with near-ties that a rounding difference reorders in
-    # the NMS; a sharper classifier spreads them
-    content = torch.load(ckpt, weights_only=True)
-    for name in ('weight', 'bias'):
-        content['state_dict'][f'roi_head.bbox_head.fc_cls.{name}'] *= 8
-    torch.save(content, ckpt)
+    sharpen_classifier(ckpt)
     cfg.model.test_cfg.rcnn.score_thr = SCORE_THR
     cfg.model.test_cfg.rpn.update(nms_pre=300, max_per_img=200)
     cfg.model.test_cfg.rcnn.max_per_img = 50
@@ -175,6 +184,138 @@ def test_maskrcnn_mobilevig_v1_equals_mmdet(published, tmp_path):
     content['state_dict']['rpn_head.rpn_reg.bias'][0] += 3.  # anchor 0, dx
     torch.save(content, ckpt)
     assert_equal_to_mmdet(cfg, ckpt, tmp_path / 'ort', sdk=False)
+
+
+def pseudo_ground_truth(preds, images, path):
+    """A COCO annotation file of ``images`` (paths, demo classes) whose
+    objects are the detections ``preds`` (their boxes and RLE masks)."""
+    from pycocotools import mask as mask_util
+
+    from mvig2_mm.testing.synthetic_coco import CLASSES
+    entries, annotations = [], []
+    for image_id, (image, pred) in enumerate(zip(images, preds), 1):
+        height, width = pred.ori_shape
+        entries.append(dict(id=image_id, file_name=Path(image).name,
+                            height=height, width=width))
+        inst = pred.pred_instances
+        for box, label, mask in zip(inst.bboxes.tolist(),
+                                    inst.labels.tolist(),
+                                    inst.masks.numpy().astype(np.uint8)):
+            if not mask.any():  # no object to find
+                continue
+            rle = mask_util.encode(np.asfortranarray(mask))
+            x0, y0, x1, y1 = box
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id,
+                category_id=label + 1, iscrowd=0, area=float(mask.sum()),
+                bbox=[x0, y0, x1 - x0, y1 - y0],
+                segmentation=dict(size=rle['size'],
+                                  counts=rle['counts'].decode())))
+    categories = [dict(id=i + 1, name=c) for i, c in enumerate(CLASSES)]
+    Path(path).write_text(json.dumps(dict(
+        images=entries, annotations=annotations, categories=categories)))
+    return len(annotations)
+
+
+def logged_metrics(work_dir):
+    """The metrics tools/test.py logged under ``work_dir`` (mmengine's
+    LoggerHook writes them to WORK_DIR/TIMESTAMP/TIMESTAMP.json)."""
+    logs = sorted(Path(work_dir).glob('*/*.json'))
+    assert len(logs) == 1, logs
+    return json.loads(logs[0].read_text())
+
+
+@pytest.mark.slow
+def test_test_tool_onnxruntime_equals_pytorch(published, tmp_path):
+    """tools/test.py --backend onnxruntime on the converted folder gives
+    the COCO box and mask metrics that tools/test.py gives with the
+    checkpoint, on images that need no padding (128x128, the test
+    pipeline's size), through the config's own dataloader and evaluator.
+
+    An untrained stand-in scores AP ~0 on real ground truth, which would
+    not tell the two apart; the ground truth here is the PyTorch model's
+    own detections: PyTorch scores about 1.0, and any box or mask that
+    the exported model moves or misses lowers its AP (the same model
+    exported with an NMS IoU threshold of 0.6 instead of 0.5: AP 0.934)."""
+    from tools.test import main as test_tool
+    cfg = Config.fromfile(str(DEMO_DET_CONFIG))
+    config = tmp_path / 'maskrcnn_demo.py'
+    cfg.dump(str(config))
+    ckpt = tmp_path / 'mask_rcnn_demo.pth'
+    published.whole_model(config, 'ti', ckpt, 'mmdet')
+    sharpen_classifier(ckpt)
+    result = convert(cfg, str(ckpt), str(tmp_path / 'ort'), sdk=False)
+    root = tmp_path / 'data'
+    (root / 'val').mkdir(parents=True)
+    import cv2
+    images = []
+    for i, image in enumerate(shapes_images(4)):
+        images.append(str(root / 'val' / f'{i}.png'))
+        cv2.imwrite(images[-1], image)
+    expected = predict(result.torch_model, cfg, result.deploy_cfg, images)
+    ann_file = root / 'instances_val.json'
+    assert pseudo_ground_truth(expected, images, ann_file) >= 20
+    options = ['--cfg-options', f'test_dataloader.dataset.data_root={root}',
+               'test_dataloader.dataset.ann_file=instances_val.json',
+               f'test_evaluator.ann_file={ann_file}']
+    metrics = {}
+    for backend, model in (('pytorch', ckpt),
+                           ('onnxruntime', tmp_path / 'ort')):
+        work_dir = tmp_path / backend
+        assert test_tool([str(config), str(model), '--backend', backend,
+                          '--work-dir', str(work_dir)] + options) is None
+        metrics[backend] = logged_metrics(work_dir)
+    coco = {key: value for key, value in metrics['pytorch'].items()
+            if key.startswith('coco/')}
+    assert len(coco) == 12 and coco['coco/bbox_mAP'] > 0.9, coco
+    assert coco['coco/segm_mAP'] > 0.9, coco
+    assert {key: metrics['onnxruntime'][key] for key in coco} == coco
+
+
+def test_test_tool_onnxruntime_without_onnx_one_line(tmp_path, capsys):
+    """tools/test.py --backend onnxruntime on a folder without
+    end2end.onnx (e.g. a checkpoint's folder) ends with one line naming
+    the folder that is expected."""
+    from tools.test import main as test_tool
+    assert test_tool([str(DEMO_DET_CONFIG), str(tmp_path), '--backend',
+                      'onnxruntime', '--work-dir',
+                      str(tmp_path / 'work')]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f'tools/test.py: error: {tmp_path}/end2end.onnx not found: with '
+        f'--backend onnxruntime CHECKPOINT is the folder that '
+        f'tools/deployment/mmdeploy_convert.py wrote']
+
+
+def test_test_tool_onnxruntime_classifier_one_line(tmp_path, capsys):
+    """A classifier's config with --backend onnxruntime: one line (its
+    task has no deploy config; mmdeploy_convert.py converts detectors and
+    segmentors)."""
+    from tools.test import main as test_tool
+    (tmp_path / 'end2end.onnx').write_bytes(b'')
+    assert test_tool([str(CLS_CONFIG), str(tmp_path), '--backend',
+                      'onnxruntime', '--work-dir',
+                      str(tmp_path / 'work')]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "tools/test.py: error: the config's default_scope is 'mmpretrain': "
+        '--backend onnxruntime runs the mmdet and mmseg models that '
+        'tools/deployment/mmdeploy_convert.py converts (a classifier: its '
+        'checkpoint, --backend pytorch)']
+
+
+def test_test_tool_onnxruntime_without_mmdeploy_one_line(
+        monkeypatch, capsys, tmp_path):
+    """tools/test.py --backend onnxruntime without mmdeploy (hidden from
+    the import system): one line naming the install command, before any
+    work."""
+    from tools.test import main as test_tool
+    (tmp_path / 'end2end.onnx').write_bytes(b'')
+    monkeypatch.setitem(sys.modules, 'mmdeploy', None)
+    assert test_tool([str(DEMO_DET_CONFIG), str(tmp_path), '--backend',
+                      'onnxruntime', '--work-dir',
+                      str(tmp_path / 'work')]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'tools/test.py: error: mmdeploy is not installed: pip install '
+        '--no-deps mmdeploy==1.3.1 (tools/setup_env.sh installs it)']
 
 
 def test_roi_align_of_small_rois_equals_mmcv(tmp_path):
