@@ -162,18 +162,15 @@ def parse_args(argv=None):
                         metavar='ARCH=FILE',
                         help='table 7: weights of the classifiers (e.g. '
                         'published files), for the SNR column')
-    parser.add_argument('--classifier', nargs=2,
-                        metavar=('CONFIG', 'CHECKPOINT'),
-                        help='table 7: a trained classifier whose top-1 on '
-                        'its validation images each runtime is measured on')
-    parser.add_argument('--classifier-size', type=int, default=96,
-                        help='table 7: input size of --classifier')
-    parser.add_argument('--segmentor', nargs=2,
-                        metavar=('CONFIG', 'CHECKPOINT'),
-                        help='table 7: a trained segmentor whose mIoU on '
-                        'its validation images each runtime is measured on')
-    parser.add_argument('--segmentor-size', type=int, default=128,
-                        help='table 7: input size of --segmentor')
+    for model, measure, size in (('classifier', 'top-1', 96),
+                                 ('segmentor', 'mIoU', 128)):
+        parser.add_argument(f'--{model}', nargs=2,
+                            metavar=('CONFIG', 'CHECKPOINT'),
+                            help=f'table 7: a trained {model} whose {measure} '
+                            f'on its validation images each runtime is '
+                            f'measured on')
+        parser.add_argument(f'--{model}-size', type=int, default=size,
+                            help=f'table 7: input size of --{model}')
     parser.add_argument('--val-images', type=int, default=160,
                         help='table 7: validation images of --classifier '
                         'and --segmentor')
