@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from mvig2_mm.deployment.runtimes import compile_frozen
 from mvig2_mm.models import GreedyViG, MobileViG, MobileViGv2
 from mvig2_mm.models.backbones.base import GraphConv
 
@@ -110,8 +111,7 @@ def test_graph_conv_compiles_into_one_graph_for_every_size(family):
     torch.manual_seed(0)
     model = family(smallest(family)).eval()
     graph_conv = next(m for m in model.modules() if isinstance(m, GraphConv))
-    compiled = torch.compile(graph_conv, fullgraph=True,
-                             options={'freezing': True})  # as the benchmark
+    compiled = compile_frozen(graph_conv, fullgraph=True)  # as the benchmark
     channels = next(graph_conv.parameters()).shape[1] // 2  # of [x, x_j]
     with torch.inference_mode():
         for hw in [(14, 14), (5, 9)]:
