@@ -333,11 +333,27 @@ class CompileHook(Hook):
 def compile_model(model: torch.nn.Module, options: Optional[dict] = None
                   ) -> None:
     """Compile ``model``'s forward in place with ``torch.compile``
-    (keyword arguments ``options``) and say so in the log."""
-    model.compile(**(options or {}))
-    described = ', '.join(f'{k}={v!r}' for k, v in (options or {}).items())
+    (keyword arguments ``options``) for inference, and say so in the log.
+
+    With inductor (the default backend) the weights are frozen as
+    constants: inductor's ``freezing``, set for the rest of the process
+    (the tools that call this only test or infer), which prepacks the
+    convolutions for oneDNN and folds BatchNorm into them; it applies to
+    graphs compiled without gradients, as the test loop and the inferencer
+    run. ``torch.compile``'s own ``options={'freezing': True}`` does not
+    freeze in torch 2.13
+    (:func:`~mvig2_mm.deployment.runtimes.compile_frozen`).
+    """
+    options = dict(options or {})
+    model.compile(**options)
+    frozen = options.get('backend', 'inductor') == 'inductor'
+    if frozen:
+        import torch._inductor.config as inductor_config
+        inductor_config.freezing = True
+    described = ', '.join(f'{k}={v!r}' for k, v in options.items())
     print_log(f'The model is compiled with torch.compile'
-              f'{f" ({described})" if described else ""}: the first '
+              f'{f" ({described})" if described else ""}'
+              f'{", its weights frozen" if frozen else ""}: the first '
               f'batches are slow while it compiles.', logger='current')
 
 
