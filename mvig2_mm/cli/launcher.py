@@ -313,9 +313,10 @@ class CompileHook(Hook):
     ``torch.compile``). mmengine's Runner applies that key to training only
     (its ``train_step``).
 
-    The model's forward is compiled in place (``nn.Module.compile``): the
-    ``test_step`` of the model, and of a DDP wrapper around it, runs the
-    compiled network; the data preprocessing stays eager.
+    The model's forward is replaced by its compiled form
+    (:func:`compile_model`): the ``test_step`` of the model, and of a DDP
+    wrapper around it, runs the compiled network; the data preprocessing
+    stays eager.
     """
 
     priority = 'VERY_LOW'
@@ -332,24 +333,18 @@ class CompileHook(Hook):
 
 def compile_model(model: torch.nn.Module, options: Optional[dict] = None
                   ) -> None:
-    """Compile ``model``'s forward in place with ``torch.compile``
-    (keyword arguments ``options``) for inference, and say so in the log.
+    """Replace ``model``'s forward by its ``torch.compile`` (keyword
+    arguments ``options``) for inference, and say so in the log.
 
     With inductor (the default backend) the weights are frozen as
-    constants: inductor's ``freezing``, set for the rest of the process
-    (the tools that call this only test or infer), which prepacks the
-    convolutions for oneDNN and folds BatchNorm into them; it applies to
+    constants (:func:`~mvig2_mm.deployment.runtimes.compile_frozen`), for
     graphs compiled without gradients, as the test loop and the inferencer
-    run. ``torch.compile``'s own ``options={'freezing': True}`` does not
-    freeze in torch 2.13
-    (:func:`~mvig2_mm.deployment.runtimes.compile_frozen`).
+    run them.
     """
+    from ..deployment.runtimes import compile_frozen
     options = dict(options or {})
-    model.compile(**options)
+    model.forward = compile_frozen(model.forward, **options)
     frozen = options.get('backend', 'inductor') == 'inductor'
-    if frozen:
-        import torch._inductor.config as inductor_config
-        inductor_config.freezing = True
     described = ', '.join(f'{k}={v!r}' for k, v in options.items())
     print_log(f'The model is compiled with torch.compile'
               f'{f" ({described})" if described else ""}'

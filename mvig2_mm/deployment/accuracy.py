@@ -30,12 +30,14 @@ def first_output(outputs) -> np.ndarray:
     return outputs.numpy() if torch.is_tensor(outputs) else np.asarray(outputs)
 
 
-def predict(forward: Forward, labelled: Sequence[Labelled]) -> list:
+def predict(forward: Forward, labelled: Sequence[Labelled],
+            align_corners: bool = False) -> list:
     """What ``forward`` predicts for each labelled input (batch 1): a class
     index where the labels are classes (a classifier's logits), a class map
     (H, W) where they are label maps (a segmentor's per-pixel logits,
     :class:`~.models.SegLogits`; resized bilinearly to the label's size
-    first where they differ, as mmseg's ``postprocess_result`` does)."""
+    first where they differ, as mmseg's ``postprocess_result`` does, with
+    the segmentor's ``align_corners``)."""
     predicted = []
     with torch.no_grad():
         for x, label in labelled:
@@ -45,7 +47,8 @@ def predict(forward: Forward, labelled: Sequence[Labelled]) -> list:
                 continue
             if tuple(logits.shape[2:]) != tuple(label.shape):
                 logits = F.interpolate(logits, size=tuple(label.shape),
-                                       mode='bilinear', align_corners=False)
+                                       mode='bilinear',
+                                       align_corners=align_corners)
             predicted.append(logits[0].argmax(0))
     return predicted
 

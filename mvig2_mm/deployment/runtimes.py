@@ -133,32 +133,33 @@ def deploy(runtime: str, model: nn.Module, shape: Tuple[int, int],
     return Deployed(run, seconds, _bytes(path) if file_name else None, note)
 
 
-def compile_frozen(model: nn.Module, **options
-                   ) -> Callable[[torch.Tensor], object]:
-    """``torch.compile`` (inductor) of an inference model with its weights
-    frozen as constants (inductor's ``freezing``: the convolutions
-    prepacked for oneDNN), as a function of an input batch; call it without
-    gradients (e.g. under ``torch.inference_mode()``).
+def compile_frozen(model: Callable, **options) -> Callable:
+    """``torch.compile`` (inductor) of an inference model, or of a
+    module's forward, with its weights frozen as constants (inductor's
+    ``freezing``: the convolutions prepacked for oneDNN, BatchNorm folded
+    into them); call the result without gradients (e.g. under
+    ``torch.inference_mode()``), with the model's arguments.
 
-    ``freezing`` is set in inductor's config while the function runs (any
+    ``freezing`` is set in inductor's config while the result runs (any
     call may compile: a new input shape), as PyTorch's CPU inductor and
     x86 PT2E tutorials set it: ``torch.compile(options={'freezing': True})``
     leaves the weights unfrozen in torch 2.13 (measured on MobileViGv2-M,
     batch 1, 2 threads: 24.9 ms with it, 16.7 ms frozen, eager 26.8 ms),
     and an 8-bit PT2E graph fails to compile with it
-    (``onednn.qconv_prepack`` has no fake-tensor kernel).
+    (``onednn.qconv_prepack`` has no fake-tensor kernel). Other backends
+    ignore the flag.
 
     Args:
-        model (nn.Module): The model, in eval mode.
+        model (callable): The model in eval mode, or its ``forward``.
         **options: Keyword arguments of ``torch.compile`` (e.g.
             ``fullgraph=True``).
     """
     import torch._inductor.config as inductor_config
     compiled = torch.compile(model, **options)
 
-    def run(x: torch.Tensor):
+    def run(*args, **kwargs):
         with inductor_config.patch(freezing=True):
-            return compiled(x)
+            return compiled(*args, **kwargs)
     return run
 
 

@@ -46,3 +46,21 @@ def test_miou_is_mmsegs():
     assert accuracy.accuracy(predicted, labels, 4) == pytest.approx(
         expected, abs=0.005)  # mmseg rounds to 2 decimals
     assert accuracy.agreement(predicted, predicted) == 100.
+
+
+def test_maps_resized_as_the_segmentor_resizes():
+    """Logits smaller than the label are resized as mmseg's
+    ``postprocess_result`` resizes them, with the segmentor's
+    ``align_corners`` (the two settings give different maps here)."""
+    from mmseg.models.utils import resize
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 5, 4, 6, generator=generator)
+    label = torch.zeros(15, 21, dtype=torch.long)
+    maps = {}
+    for align_corners in (False, True):
+        maps[align_corners], = accuracy.predict(lambda x: x, [(logits, label)],
+                                                align_corners)
+        expected = resize(logits, size=(15, 21), mode='bilinear',
+                          align_corners=align_corners)[0].argmax(0)
+        assert torch.equal(maps[align_corners], expected)
+    assert not torch.equal(maps[False], maps[True])

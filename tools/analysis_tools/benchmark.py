@@ -761,19 +761,21 @@ def runtimes_table(args, bench: Bench) -> None:
                            else '-' for _, d, _ in singles),
                 ' / '.join(f'{d.seconds:.0f}' for _, d, _ in singles),
                 ' / '.join(f'{snr:.1f}' for _, _, snr in singles)]
-        row += accuracy_cells.get(key, [''] * len(accuracy_header))
+        row += [accuracy_cells.get((key, column), '')
+                for column in accuracy_header]
         rows.append(row + [singles[0][1].note])
     print_table(
         f'7. Every runtime, float and 8-bit: the deploy-form classifiers at '
         f'{shape[0]}x{shape[1]}', header, rows)
 
 
-def trained_accuracy(args, build) -> Tuple[List[str], Dict[str, List[str]]]:
+def trained_accuracy(args, build
+                     ) -> Tuple[List[str], Dict[Tuple[str, str], str]]:
     """Table 7's accuracy columns: ``--classifier``'s top-1 and
     ``--segmentor``'s mIoU in each runtime (batch 1), on ``--val-images``
     of their validation sets, the 8-bit runtimes calibrated on images of
-    their training sets: the columns' names, and runtime -> its cells
-    ('accuracy (agreement with eager)')."""
+    their training sets: the columns' names, and (runtime, column) -> its
+    cell ('accuracy (agreement with eager)')."""
     from mvig2_mm.deployment import accuracy, build_export_model
     from mvig2_mm.deployment.calibration import config_images, labelled_images
     header, cells = [], {}
@@ -785,24 +787,27 @@ def trained_accuracy(args, build) -> Tuple[List[str], Dict[str, List[str]]]:
         if not trained:
             continue
         config, checkpoint = trained
-        header.append(f'trained {os.path.basename(config)} {measure}')
+        column = f'trained {os.path.basename(config)} {measure}'
+        header.append(column)
         shape = (size, size)
         model = build_export_model(config, checkpoint=checkpoint)
-        num_classes = getattr(getattr(model, 'segmentor', None),
-                              'num_classes', 0)
+        segmentor = getattr(model, 'segmentor', None)
+        num_classes = getattr(segmentor, 'num_classes', 0)
+        align_corners = getattr(segmentor, 'align_corners', False)
         labelled = labelled_images(config, shape, args.val_images)
         labels = [label for _, label in labelled]
         calibration = config_images(config, shape, max(args.calib, 16))
-        expected = accuracy.predict(model, labelled)
+        expected = accuracy.predict(model, labelled, align_corners)
         with tempfile.TemporaryDirectory() as tmp:
             for key in args.runtimes:
                 deployed = build(key, model, shape, 1, tmp, calibration)
                 if deployed is None:
                     continue
-                found = accuracy.predict(deployed.run, labelled)
+                found = accuracy.predict(deployed.run, labelled,
+                                         align_corners)
                 score = accuracy.accuracy(found, labels, num_classes)
                 same = accuracy.agreement(found, expected)
-                cells.setdefault(key, []).append(f'{score:.1f} ({same:.1f})')
+                cells[key, column] = f'{score:.1f} ({same:.1f})'
     return header, cells
 
 
