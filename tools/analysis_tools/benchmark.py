@@ -310,9 +310,11 @@ class Bench:
 def compiled(model: nn.Module, inputs: List[torch.Tensor]
              ) -> Tuple[Callable[[torch.Tensor], object], float]:
     """``torch.compile`` of an inference model (inductor, weights frozen as
-    constants: :func:`~mvig2_mm.deployment.runtimes.compile_frozen`) and the
-    seconds its first call at each input took: the compile time."""
-    model = compile_frozen(model)
+    constants: :func:`~mvig2_mm.deployment.runtimes.compile_frozen`), one
+    static graph for each input's shape as a fixed-size deployment compiles
+    it, and the seconds its first call at each input took: the compile
+    time."""
+    model = compile_frozen(model, dynamic=False)
     start = time.perf_counter()
     for x in inputs:
         with torch.inference_mode():
