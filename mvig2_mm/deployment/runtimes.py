@@ -151,7 +151,8 @@ def compile_frozen(model: Callable, **options) -> Callable:
     saves the Python wrapper's call of each kernel: at batch 1 MobileViGv2-M
     runs about 150 small ones, and it went from 1.80x to 1.93x the
     reference's speed (one benchmark run each, the same VM); compiling
-    takes longer (21 -> 29 s; a Mask R-CNN at its first size 63 -> 100 s).
+    takes longer (21 -> 29 s; Mask R-CNN with MobileViGv2-M at its first
+    size, 320x320: 63 -> 100 s).
     Other backends ignore both flags.
 
     Args:

@@ -128,7 +128,8 @@ def parse_args(argv=None):
                         'a family has)')
     parser.add_argument('--compile', action='store_true',
                         help='table 1/2: also the deploy form compiled by '
-                        'torch.compile (inductor, weights frozen)')
+                        'torch.compile (inductor, weights frozen, C++ '
+                        'wrapper, a static graph per batch size)')
     parser.add_argument('--reference', metavar='DIR', nargs='+', default=[],
                         help='table 1/2: also the reference implementation, '
                         'from checkouts of github.com/SLDGroup/MobileViGv2 '
