@@ -148,12 +148,9 @@ def compile_frozen(model: Callable, **options) -> Callable:
     MobileViGv2-M, batch 1, 2 threads: 24.9 ms with it, 16.7 ms frozen,
     eager 26.8 ms), and an 8-bit PT2E graph fails to compile with it
     (``onednn.qconv_prepack`` has no fake-tensor kernel). The C++ wrapper
-    saves the Python wrapper's call of each kernel: at batch 1 MobileViGv2-M
-    runs about 150 small ones, and it went from 1.80x to 1.93x the
-    reference's speed (one benchmark run each, the same VM); compiling
-    takes longer (21 -> 29 s; Mask R-CNN with MobileViGv2-M at its first
-    size, 320x320: 63 -> 100 s).
-    Other backends ignore both flags.
+    saves the Python call of each of the many small kernels at batch 1, at
+    the cost of a longer compile (measured in docs/benchmarks.md). Other
+    backends ignore both flags.
 
     Args:
         model (callable): The model in eval mode, or its ``forward``.
