@@ -104,7 +104,8 @@ def deploy(runtime: str, model: nn.Module, shape: Tuple[int, int],
     elif runtime in ('compiled', 'x86-int8'):
         if runtime == 'x86-int8':
             model = _x86_quantized(model, example, calibration)
-        run = _inference(compile_frozen(model))
+        # one static graph: the runtime is built for one batch size
+        run = _inference(compile_frozen(model, dynamic=False))
         run(example)  # compiles
     elif runtime == 'onnxruntime':
         from .onnx import export
