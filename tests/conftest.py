@@ -76,6 +76,24 @@ def _isolated_default_scope():
     DefaultScope._instance_dict.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_loggers():
+    """The mmengine loggers that a test makes end with it.
+
+    An ``MMLogger`` writes to the ``sys.stdout`` of the moment it was made,
+    and ``print_log(logger='current')`` goes to the newest one: a logger made
+    under one test's output capture would go on writing to that capture
+    after pytest closed it, and a later test that reads its stderr would
+    find logging's report of the failed write ('I/O operation on closed
+    file') with a traceback.
+    """
+    from mmengine.logging import MMLogger
+    saved = dict(MMLogger._instance_dict)
+    yield
+    MMLogger._instance_dict.clear()
+    MMLogger._instance_dict.update(saved)
+
+
 @pytest.fixture(scope='session')
 def published(reference):
     """Stand-in published files, in the layouts the authors saved them.
