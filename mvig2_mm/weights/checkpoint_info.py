@@ -25,9 +25,11 @@ from .converter import (convert_backbone_keys_, convert_reference_state_dict,
                         guess_task, is_reference_layout, select_state_dict)
 
 #: Key fragments that only one family's backbone keys (reference or
-#: converted) hold.
+#: converted) hold. Not ``.mlp.``: the reference MobileViG has it only under
+#: ``local_backbone.``, and other models have it too (mmpretrain's
+#: EfficientFormer, PoolFormer).
 FAMILY_MARKERS = {
-    'MobileViG': ('local_backbone.', '.grapher.', '.mlp.'),
+    'MobileViG': ('local_backbone.', '.grapher.'),
     'MobileViGv2': ('.mixer.', '.dws.'),
 }
 
