@@ -61,37 +61,27 @@ def _seed_and_threads():
 
 
 @pytest.fixture(autouse=True)
-def _isolated_default_scope():
-    """Each test starts without a current mmengine default scope.
+def _isolated_mmengine_globals():
+    """Each test starts without a current mmengine default scope, and the
+    mmengine loggers it makes end with it.
 
-    ``DefaultScope`` is process-global: a scope set by one test (e.g.
-    ``init_default_scope('mmseg')``) would redirect later builds from another
-    library's registry to the wrong scope.
-    """
-    from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
-    DefaultScope._instance_dict.clear()
-    yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_loggers():
-    """The mmengine loggers that a test makes end with it.
-
-    An ``MMLogger`` writes to the ``sys.stdout`` of the moment it was made,
-    and ``print_log(logger='current')`` goes to the newest one: a logger made
-    under one test's output capture would go on writing to that capture
-    after pytest closed it, and a later test that reads its stderr would
-    find logging's report of the failed write ('I/O operation on closed
-    file') with a traceback.
+    Both are process-global (mmengine's ``ManagerMixin`` instances): a
+    scope set by one test (e.g. ``init_default_scope('mmseg')``) would
+    redirect later builds from another library's registry to the wrong
+    scope; an ``MMLogger`` writes to the ``sys.stdout`` of the moment it was
+    made, and ``print_log(logger='current')`` goes to the newest one, so a
+    logger made under one test's output capture would go on writing to it
+    after pytest closed it (a later test reading its stderr would find
+    logging's 'I/O operation on closed file' report and its traceback).
     """
     from mmengine.logging import MMLogger
-    saved = dict(MMLogger._instance_dict)
+    from mmengine.registry import DefaultScope
+    saved = {cls: dict(cls._instance_dict) for cls in (DefaultScope, MMLogger)}
+    DefaultScope._instance_dict.clear()
     yield
-    MMLogger._instance_dict.clear()
-    MMLogger._instance_dict.update(saved)
+    for cls, instances in saved.items():
+        cls._instance_dict.clear()
+        cls._instance_dict.update(instances)
 
 
 @pytest.fixture(scope='session')

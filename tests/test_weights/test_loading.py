@@ -155,18 +155,12 @@ def test_training_checkpoint_into_deploy_model_says_how(reference, tmp_path):
 def test_file_of_another_mmpretrain_model_is_named_so(family):
     """EfficientFormer, the baseline users compare with, has ``.mlp.``
     blocks; its file is another model's, not a MobileViG one."""
-    from mmengine.registry import init_default_scope
+    from mmpretrain import get_model
     from mmpretrain.registry import MODELS
 
     from mvig2_mm.models import imagenet_classifier_cfg
     from mvig2_mm.weights import check_checkpoint, describe_checkpoint
-    init_default_scope('mmpretrain')
-    other = MODELS.build(dict(
-        type='ImageClassifier', backbone=dict(type='EfficientFormer',
-                                              arch='l1'),
-        neck=dict(type='GlobalAveragePooling', dim=1),
-        head=dict(type='EfficientFormerClsHead', num_classes=1000,
-                  in_channels=448))).state_dict()
+    other = get_model('efficientformer-l1_3rdparty_8xb128_in1k').state_dict()
     assert describe_checkpoint(dict(state_dict=other)).family is None
     model = MODELS.build(imagenet_classifier_cfg('ti', backbone=family))
     with pytest.raises(CheckpointMismatchError,
